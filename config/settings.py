@@ -1,0 +1,255 @@
+"""Settings come from the environment; development defaults work out of the box.
+
+`APP_ENV=production` refuses to start without its secrets (SECRET_KEY, DATABASE_URL and the token verifier's
+configuration) so that a misconfigured deployment fails at boot, not at the first request.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+APP_ENV = env("APP_ENV", "development")
+PRODUCTION = APP_ENV == "production"
+
+if PRODUCTION:
+    missing = [
+        name
+        for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "AUTH_VERIFIER")
+        if not env(name)
+    ]
+    if missing:
+        raise ImproperlyConfigured(
+            f"APP_ENV=production needs these environment variables: {', '.join(missing)}"
+        )
+
+SECRET_KEY = env("SECRET_KEY", "dev-insecure-secret-key-change-me")
+DEBUG = env_bool("DEBUG", not PRODUCTION)
+ALLOWED_HOSTS = [h for h in env("ALLOWED_HOSTS", "*" if not PRODUCTION else "").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "django_prometheus",
+    "core",
+    "customers",
+    "loyalty",
+    "credit",
+    "segmentation",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "core.logs.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "core.tenancy.AdminTenantMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------------------
+# The app connects as its own NOSUPERUSER NOBYPASSRLS role: a superuser would bypass Row-Level Security.
+if not env("DATABASE_URL") and not PRODUCTION:
+    os.environ.setdefault("DATABASE_URL", "postgres://zenlogic_app:zenlogic_app@127.0.0.1:5432/zenlogic")
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL"),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+        engine="django_prometheus.db.backends.postgresql",
+    )
+}
+DATABASES["default"].setdefault("TEST", {})
+DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), "connect_timeout": 5}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "core.User"
+
+# --- Cache ----------------------------------------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", "zlcust"),
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": 1,
+                "SOCKET_TIMEOUT": 1,
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "zlcust"}}
+
+# --- Celery ---------------------------------------------------------------------------------------------------
+# Without a broker the embedded default uses kombu's filesystem transport under .data/, so `make run` still runs a
+# real worker and beat in separate processes; events reach RabbitMQ only when one is configured.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL")
+BROKER_IS_AMQP = CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://"))
+EMBEDDED_BROKER_DIR = BASE_DIR / ".data" / "broker"
+if not CELERY_BROKER_URL:
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(EMBEDDED_BROKER_DIR / "out"),
+        "data_folder_out": str(EMBEDDED_BROKER_DIR / "out"),
+        "processed_folder": str(EMBEDDED_BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE: dict = {}
+# Each app declares its periodic tasks in `<app>/schedule.py` (a plain dict, no Django imports).
+for _app in ("core", "customers", "loyalty", "credit", "segmentation"):
+    try:
+        CELERY_BEAT_SCHEDULE.update(importlib.import_module(f"{_app}.schedule").BEAT_SCHEDULE)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != f"{_app}.schedule":
+            raise
+CELERY_TASK_IGNORE_RESULT = True
+
+# --- Authentication (the Auth Service owns it; we verify) -----------------------------------------------------
+AUTH_VERIFIER = env("AUTH_VERIFIER", "jwt")  # "jwt" or "grpc"
+AUTH_JWT_SECRET = env("AUTH_JWT_SECRET", "" if PRODUCTION else "dev-only-jwt-secret-not-for-production-use")
+AUTH_JWT_PUBLIC_KEY = env("AUTH_JWT_PUBLIC_KEY")
+AUTH_JWT_ALGORITHMS = [a for a in env("AUTH_JWT_ALGORITHMS", "HS256").split(",") if a]
+AUTH_JWT_ISSUER = env("AUTH_JWT_ISSUER")
+AUTH_JWT_AUDIENCE = env("AUTH_JWT_AUDIENCE")
+AUTH_GRPC_ADDRESS = env("AUTH_GRPC_ADDRESS", "localhost:50001")
+AUTH_GRPC_TIMEOUT = float(env("AUTH_GRPC_TIMEOUT", "0.5"))
+AUTH_CACHE_TTL = env_int("AUTH_CACHE_TTL", 30)
+if PRODUCTION and AUTH_VERIFIER == "jwt" and not (AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY):
+    raise ImproperlyConfigured("AUTH_VERIFIER=jwt needs AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY in production")
+
+# --- gRPC -----------------------------------------------------------------------------------------------------
+GRPC_PORT = env_int("GRPC_PORT", 50007)
+GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 8)
+GRPC_GRACE_SECONDS = float(env("GRPC_GRACE_SECONDS", "10"))
+ORDER_SERVICE_GRPC_ADDRESS = env("ORDER_SERVICE_GRPC_ADDRESS", "localhost:50003")
+
+# --- REST -----------------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.rest_auth.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.rest_auth.HasRequiredScopes"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "zenLogic Customer Service",
+    "DESCRIPTION": "Customers, loyalty, commercial credit and segmentation, per business (tenant).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+    },
+    "SECURITY": [{"bearerAuth": []}],
+}
+
+# --- i18n, static ---------------------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Logs: JSON lines with the request id ---------------------------------------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "core.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# --- Service behaviour ----------------------------------------------------------------------------------------
+REQUIRE_SERVICES = env_bool("REQUIRE_SERVICES")
+OUTBOX_RETENTION_DAYS = env_int("OUTBOX_RETENTION_DAYS", 7)
+CUSTOMER_CACHE_TTL = env_int("CUSTOMER_CACHE_TTL", 300)

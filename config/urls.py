@@ -1,0 +1,33 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+
+from core.health import health
+
+api_v1 = [
+    path("", include("customers.urls")),
+    path("", include("loyalty.urls")),
+    path("", include("credit.urls")),
+    path("", include("segmentation.urls")),
+]
+
+urlpatterns = [
+    path("health", health, name="health"),
+    path("", include("django_prometheus.urls")),
+    path("api/v1/", include(api_v1)),
+    # The schema and its UI describe the API, not any tenant's data: served without a token so that /docs works.
+    path(
+        "api/schema/",
+        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[AllowAny]),
+        name="schema",
+    ),
+    path(
+        "docs",
+        SpectacularSwaggerView.as_view(
+            url_name="schema", authentication_classes=[], permission_classes=[AllowAny]
+        ),
+        name="docs",
+    ),
+    path("admin/", admin.site.urls),
+]

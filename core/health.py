@@ -1,0 +1,66 @@
+"""`GET /health`: the status of the database, the cache and the broker; 503 when a required one is down."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+
+def check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def check_cache() -> None:
+    key = "health:probe"
+    cache.set(key, "ok", 10)
+    if cache.get(key) != "ok":
+        raise RuntimeError("cache did not return the value just written")
+
+
+def check_broker() -> None:
+    url = settings.CELERY_BROKER_URL
+    if url.startswith("filesystem://"):
+        settings.EMBEDDED_BROKER_DIR.mkdir(parents=True, exist_ok=True)
+        return
+    parsed = urlparse(url)
+    with socket.create_connection((parsed.hostname or "localhost", parsed.port or 5672), timeout=1):
+        pass
+
+
+CHECKS: dict[str, Callable[[], None]] = {
+    "database": check_database,
+    "cache": check_cache,
+    "broker": check_broker,
+}
+
+
+def run_checks() -> tuple[bool, dict[str, dict[str, object]]]:
+    results: dict[str, dict[str, object]] = {}
+    healthy = True
+    for name, check in CHECKS.items():
+        started = time.perf_counter()
+        try:
+            check()
+        except Exception as exc:
+            healthy = False
+            results[name] = {"status": "down", "reason": f"{type(exc).__name__}: {exc}"[:300]}
+        else:
+            results[name] = {"status": "up"}
+        results[name]["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return healthy, results
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    healthy, results = run_checks()
+    body = {"status": "ok" if healthy else "unavailable", "checks": results}
+    return JsonResponse(body, status=200 if healthy else 503)

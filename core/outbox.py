@@ -1,0 +1,46 @@
+"""Recording events in the transactional outbox (publishing them is the relay's job)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from core.models import OutboxEvent
+
+EVENT_VERSION = 1
+
+
+def _jsonable(value: Any) -> Any:
+    """Decimals, UUIDs and datetimes as strings, the way they travel on the wire."""
+    import json
+
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+@transaction.atomic
+def outbox_record(
+    *, tenant_id: str, event_type: str, data: dict[str, Any], aggregate_id: str = ""
+) -> OutboxEvent:
+    """Record an event in the caller's transaction, in the contract's envelope."""
+    event_id = uuid.uuid4()
+    occurred_at = timezone.now()
+    envelope = {
+        "event_id": str(event_id),
+        "event_type": event_type,
+        "occurred_at": occurred_at.isoformat().replace("+00:00", "Z"),
+        "tenant_id": tenant_id,
+        "version": EVENT_VERSION,
+        "data": _jsonable(data),
+    }
+    return OutboxEvent.objects.create(
+        event_id=event_id,
+        tenant_id=tenant_id,
+        event_type=event_type,
+        occurred_at=occurred_at,
+        aggregate_id=str(aggregate_id),
+        payload=envelope,
+    )

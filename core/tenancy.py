@@ -1,0 +1,194 @@
+"""Tenant scoping: in the app (querysets) and underneath in PostgreSQL (Row-Level Security).
+
+Every door (REST view, gRPC call, Celery task, admin request) runs its work inside `tenant_context(slug)`: one
+transaction whose `app.tenant_id` setting is transaction-local (`set_config(..., true)`), so it can never carry over
+to the next request that reuses the connection. On exit the previous value is restored, because a transaction-local
+setting lasts until the *outermost* transaction ends (a nested context would otherwise leak out of its block).
+
+The RLS policies (see `EnableRowLevelSecurity`) compare `tenant_id` with
+`NULLIF(current_setting('app.tenant_id', true), '')`: with no tenant set nothing is visible. A second policy lets
+a transaction that sets `app.all_tenants = 'on'` see every tenant; only system jobs that must span tenants (the
+outbox relay) and superusers in the admin use it, through `all_tenants_context()`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from django.db import connection, models, transaction
+from django.db.migrations.operations.base import Operation
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest, HttpResponse
+
+_current_tenant: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_tenant", default=None)
+_all_tenants: contextvars.ContextVar[bool] = contextvars.ContextVar("all_tenants", default=False)
+
+
+class TenantNotSet(RuntimeError):
+    """Raised when tenant-scoped code runs outside `tenant_context`."""
+
+
+def current_tenant_slug() -> str | None:
+    return _current_tenant.get()
+
+
+def require_tenant_slug() -> str:
+    slug = _current_tenant.get()
+    if slug is None:
+        raise TenantNotSet("This code must run inside core.tenancy.tenant_context(tenant)")
+    return slug
+
+
+def _set_local(name: str, value: str) -> str:
+    """Set a transaction-local setting and return its previous value ('' when unset)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(current_setting(%s, true), ''), set_config(%s, %s, true)", [name, name, value]
+        )
+        previous, _ = cursor.fetchone()
+    return previous
+
+
+@contextmanager
+def tenant_context(tenant: Any) -> Iterator[None]:
+    """Run the block in one transaction scoped to `tenant` (a Tenant or its slug).
+
+    A `DomainError` raised inside is re-raised *after* the transaction commits: every write goes through a service
+    whose own `atomic()` block already rolled back its part, and some refusals must still leave a record (for
+    example `credit.limit.exceeded` in the outbox). Any other exception rolls the whole transaction back.
+    """
+    from core.errors import DomainError
+
+    slug = tenant if isinstance(tenant, str) else tenant.slug
+    pending: DomainError | None = None
+    token = _current_tenant.set(slug)
+    all_token = _all_tenants.set(False)
+    try:
+        with transaction.atomic():
+            previous = _set_local("app.tenant_id", slug)
+            previous_all = _set_local("app.all_tenants", "off")
+            try:
+                yield
+            except DomainError as exc:
+                pending = exc
+            finally:
+                if not transaction.get_connection().needs_rollback:
+                    _set_local("app.tenant_id", previous)
+                    _set_local("app.all_tenants", previous_all)
+    finally:
+        _current_tenant.reset(token)
+        _all_tenants.reset(all_token)
+    if pending is not None:
+        raise pending
+
+
+@contextmanager
+def all_tenants_context() -> Iterator[None]:
+    """Run the block in one transaction that sees every tenant (system jobs, superusers in the admin)."""
+    token = _current_tenant.set(None)
+    all_token = _all_tenants.set(True)
+    try:
+        with transaction.atomic():
+            previous = _set_local("app.tenant_id", "")
+            previous_all = _set_local("app.all_tenants", "on")
+            try:
+                yield
+            finally:
+                if not transaction.get_connection().needs_rollback:
+                    _set_local("app.tenant_id", previous)
+                    _set_local("app.all_tenants", previous_all)
+    finally:
+        _current_tenant.reset(token)
+        _all_tenants.reset(all_token)
+
+
+class TenantQuerySet(models.QuerySet):
+    pass
+
+
+class TenantManager(models.Manager):
+    """Scopes every query to the current tenant in the app, on top of the database's own policy."""
+
+    def get_queryset(self) -> models.QuerySet:
+        qs = super().get_queryset()
+        slug = _current_tenant.get()
+        if slug is not None and not _all_tenants.get():
+            qs = qs.filter(tenant_id=slug)
+        return qs
+
+
+# --- Migrations -----------------------------------------------------------------------------------------------
+POLICY_TENANT = "tenant_isolation"
+POLICY_ALL = "all_tenants"
+
+
+class EnableRowLevelSecurity(Operation):
+    """Enable and FORCE Row-Level Security on a tenant-owned table, with its two policies."""
+
+    reversible = True
+    reduces_to_sql = True
+
+    def __init__(self, model_name: str) -> None:
+        self.model_name = model_name
+
+    def state_forwards(self, app_label: str, state: Any) -> None:
+        pass
+
+    def _table(self, app_label: str, state: Any) -> str:
+        return state.apps.get_model(app_label, self.model_name)._meta.db_table
+
+    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
+        table = schema_editor.quote_name(self._table(app_label, to_state))
+        tenant_expr = "NULLIF(current_setting('app.tenant_id', true), '')"
+        all_expr = "current_setting('app.all_tenants', true) = 'on'"
+        for statement in (
+            f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+            f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+            f"CREATE POLICY {POLICY_TENANT} ON {table} USING (tenant_id = {tenant_expr}) "
+            f"WITH CHECK (tenant_id = {tenant_expr})",
+            f"CREATE POLICY {POLICY_ALL} ON {table} USING ({all_expr}) WITH CHECK ({all_expr})",
+        ):
+            schema_editor.execute(statement)
+
+    def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
+        table = schema_editor.quote_name(self._table(app_label, from_state))
+        for statement in (
+            f"DROP POLICY IF EXISTS {POLICY_ALL} ON {table}",
+            f"DROP POLICY IF EXISTS {POLICY_TENANT} ON {table}",
+            f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY",
+            f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY",
+        ):
+            schema_editor.execute(statement)
+
+    def describe(self) -> str:
+        return f"Enable Row-Level Security on {self.model_name}"
+
+    def deconstruct(self) -> tuple[str, list, dict]:
+        return (f"{__name__}.{type(self).__name__}", [], {"model_name": self.model_name})
+
+
+# --- Admin ----------------------------------------------------------------------------------------------------
+class AdminTenantMiddleware:
+    """Runs each admin request in its staff user's tenant; superusers see every tenant."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith("/admin/"):
+            return self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or not user.is_staff:
+            return self.get_response(request)
+        if user.is_superuser:
+            with all_tenants_context():
+                return self.get_response(request)
+        tenant_id = getattr(user, "tenant_id", None)
+        if tenant_id is None:
+            return self.get_response(request)
+        with tenant_context(tenant_id):
+            return self.get_response(request)

@@ -1,0 +1,396 @@
+"""REST views of customers: validate, call a service or selector, serialize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.filters import OrderingFilter
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.api import DefaultCursorPagination, TenantAPIView
+from core.tenancy import require_tenant_slug
+from customers import selectors, services
+from customers.models import (
+    Address,
+    AddressKind,
+    Channel,
+    ChannelConsent,
+    Customer,
+    CustomerChange,
+    CustomerPreferences,
+    CustomerStatus,
+    CustomerType,
+    FavouriteOrder,
+)
+
+READ = ["customers:read"]
+WRITE = ["customers:write"]
+
+
+def actor_of(view: TenantAPIView) -> str:
+    return f"api:{view.identity.user_id}"
+
+
+class CustomerOutput(serializers.ModelSerializer):
+    display_name = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Customer
+        fields = [
+            "id",
+            "type",
+            "display_name",
+            "first_name",
+            "last_name",
+            "legal_name",
+            "trade_name",
+            "email",
+            "phone",
+            "document_type",
+            "document_number",
+            "loyalty_card_number",
+            "external_id",
+            "salesperson",
+            "route",
+            "status",
+            "notes",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class CustomerInput(serializers.Serializer):
+    type = serializers.ChoiceField(choices=CustomerType.choices)
+    first_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    last_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    legal_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    trade_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    email = serializers.CharField(max_length=254, required=False, allow_blank=True, allow_null=True)
+    phone = serializers.CharField(max_length=40, required=False, allow_blank=True, allow_null=True)
+    document_type = serializers.CharField(max_length=16, required=False, allow_blank=True)
+    document_number = serializers.CharField(max_length=32, required=False, allow_blank=True, allow_null=True)
+    loyalty_card_number = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, allow_null=True
+    )
+    external_id = serializers.CharField(max_length=64, required=False, allow_blank=True, allow_null=True)
+    salesperson = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    route = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    status = serializers.ChoiceField(choices=[CustomerStatus.ACTIVE, CustomerStatus.BLOCKED], required=False)
+    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+
+
+class CustomerFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Free text over name, email, phone and document")
+    type = django_filters.ChoiceFilter(choices=CustomerType.choices)
+    status = django_filters.ChoiceFilter(choices=[CustomerStatus.ACTIVE, CustomerStatus.BLOCKED])
+    salesperson = django_filters.CharFilter()
+    route = django_filters.CharFilter()
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Customer
+        fields = ["q", "type", "status", "salesperson", "route"]
+
+    def search(self, queryset: QuerySet[Customer], name: str, value: str) -> QuerySet[Customer]:
+        tenant = selectors.tenant_get(require_tenant_slug())
+        return selectors.customer_search(queryset, value, region=tenant.phone_region)
+
+
+class CustomerListView(TenantAPIView, GenericAPIView):
+    required_scopes = {"GET": READ, "POST": WRITE}
+    serializer_class = CustomerOutput
+    pagination_class = DefaultCursorPagination
+    filter_backends = [django_filters.rest_framework.DjangoFilterBackend, OrderingFilter]
+    filterset_class = CustomerFilter
+    ordering_fields = ["created_at", "updated_at", "last_name", "legal_name", "email"]
+    ordering = ["-created_at"]
+
+    def get_queryset(self) -> QuerySet[Customer]:
+        return selectors.customer_list()
+
+    @extend_schema(responses=CustomerOutput(many=True))
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(CustomerOutput(page, many=True).data)
+
+    @extend_schema(request=CustomerInput, responses={201: CustomerOutput})
+    def post(self, request: Request) -> Response:
+        data = CustomerInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        customer = services.customer_create(
+            tenant=selectors.tenant_get(self.tenant_slug),
+            data=dict(data.validated_data),
+            actor=actor_of(self),
+        )
+        return Response(CustomerOutput(customer).data, status=status.HTTP_201_CREATED)
+
+
+class CustomerDetailView(TenantAPIView):
+    required_scopes = {"GET": READ, "PATCH": WRITE, "DELETE": WRITE}
+
+    @extend_schema(responses=CustomerOutput)
+    def get(self, request: Request, customer_id: str) -> Response:
+        return Response(CustomerOutput(selectors.customer_get(customer_id)).data)
+
+    @extend_schema(request=CustomerInput(partial=True), responses=CustomerOutput)
+    def patch(self, request: Request, customer_id: str) -> Response:
+        customer = selectors.customer_get(customer_id)
+        data = CustomerInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        customer = services.customer_update(
+            customer=customer, data=dict(data.validated_data), actor=actor_of(self)
+        )
+        return Response(CustomerOutput(customer).data)
+
+    @extend_schema(responses={204: None}, description="GDPR erasure: personal data anonymised, records kept.")
+    def delete(self, request: Request, customer_id: str) -> Response:
+        services.customer_erase(customer=selectors.customer_get(customer_id), actor=actor_of(self))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CustomerLookupView(TenantAPIView):
+    required_scopes = {"GET": READ}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("phone", str),
+            OpenApiParameter("email", str),
+            OpenApiParameter("document", str),
+            OpenApiParameter("card", str),
+        ],
+        responses=CustomerOutput,
+        description="Point-of-sale lookup by exactly one identifier.",
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        customer = selectors.customer_find(
+            tenant=selectors.tenant_get(self.tenant_slug),
+            phone=params.get("phone"),
+            email=params.get("email"),
+            document=params.get("document"),
+            card=params.get("card"),
+        )
+        return Response(CustomerOutput(customer).data)
+
+
+# --- Addresses ------------------------------------------------------------------------------------------------
+class AddressSerializer(serializers.ModelSerializer):
+    kind = serializers.ChoiceField(choices=AddressKind.choices)
+    country = serializers.RegexField(r"^[A-Za-z]{2}$", max_length=2)
+
+    class Meta:
+        model = Address
+        fields = [
+            "id",
+            "kind",
+            "is_default",
+            "label",
+            "line1",
+            "line2",
+            "city",
+            "region",
+            "postal_code",
+            "country",
+            "delivery_notes",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def validate_country(self, value: str) -> str:
+        return value.upper()
+
+
+class AddressListView(TenantAPIView):
+    required_scopes = {"GET": READ, "POST": WRITE}
+
+    @extend_schema(responses=AddressSerializer(many=True))
+    def get(self, request: Request, customer_id: str) -> Response:
+        customer = selectors.customer_get(customer_id)
+        return Response(AddressSerializer(customer.addresses.all(), many=True).data)
+
+    @extend_schema(request=AddressSerializer, responses={201: AddressSerializer})
+    def post(self, request: Request, customer_id: str) -> Response:
+        customer = selectors.customer_get(customer_id)
+        data = AddressSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        address = services.address_create(
+            customer=customer, data=dict(data.validated_data), actor=actor_of(self)
+        )
+        return Response(AddressSerializer(address).data, status=status.HTTP_201_CREATED)
+
+
+class AddressDetailView(TenantAPIView):
+    required_scopes = {"GET": READ, "PATCH": WRITE, "DELETE": WRITE}
+
+    @extend_schema(responses=AddressSerializer)
+    def get(self, request: Request, customer_id: str, address_id: str) -> Response:
+        customer = selectors.customer_get(customer_id)
+        return Response(
+            AddressSerializer(services.address_get(customer=customer, address_id=address_id)).data
+        )
+
+    @extend_schema(request=AddressSerializer(partial=True), responses=AddressSerializer)
+    def patch(self, request: Request, customer_id: str, address_id: str) -> Response:
+        customer = selectors.customer_get(customer_id)
+        address = services.address_get(customer=customer, address_id=address_id)
+        data = AddressSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        address = services.address_update(
+            address=address, data=dict(data.validated_data), actor=actor_of(self)
+        )
+        return Response(AddressSerializer(address).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, customer_id: str, address_id: str) -> Response:
+        customer = selectors.customer_get(customer_id)
+        services.address_delete(
+            address=services.address_get(customer=customer, address_id=address_id), actor=actor_of(self)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Preferences ----------------------------------------------------------------------------------------------
+class ConsentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ChannelConsent
+        fields = ["channel", "consented", "changed_at", "source"]
+
+
+class PreferencesOutput(serializers.Serializer):
+    categories = serializers.ListField(child=serializers.CharField())
+    restrictions = serializers.ListField(child=serializers.CharField())
+    language = serializers.CharField()
+    consents = ConsentSerializer(many=True)
+
+
+class PreferencesInput(serializers.Serializer):
+    categories = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=100
+    )
+    restrictions = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=100
+    )
+    language = serializers.CharField(max_length=16, required=False, allow_blank=True)
+    consents = serializers.DictField(child=serializers.BooleanField(), required=False)
+    consent_source = serializers.CharField(max_length=64, required=False, allow_blank=True, default="api")
+
+    def validate_consents(self, value: dict[str, bool]) -> dict[str, bool]:
+        unknown = set(value) - set(Channel.values)
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown channels: {', '.join(sorted(unknown))}; expected {', '.join(Channel.values)}",
+                code="invalid_channel",
+            )
+        return value
+
+
+def _preferences_body(customer: Customer) -> dict[str, Any]:
+    prefs = CustomerPreferences.objects.filter(customer=customer).first()
+    return PreferencesOutput(
+        {
+            "categories": prefs.categories if prefs else [],
+            "restrictions": prefs.restrictions if prefs else [],
+            "language": prefs.language if prefs else "",
+            "consents": ChannelConsent.objects.filter(customer=customer).order_by("channel"),
+        }
+    ).data
+
+
+class PreferencesView(TenantAPIView):
+    required_scopes = {"GET": READ, "PATCH": WRITE, "PUT": WRITE}
+
+    @extend_schema(responses=PreferencesOutput)
+    def get(self, request: Request, customer_id: str) -> Response:
+        return Response(_preferences_body(selectors.customer_get(customer_id)))
+
+    @extend_schema(request=PreferencesInput, responses=PreferencesOutput)
+    def patch(self, request: Request, customer_id: str) -> Response:
+        customer = selectors.customer_get(customer_id)
+        data = PreferencesInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        services.preferences_update(
+            customer=customer,
+            actor=actor_of(self),
+            categories=values.get("categories"),
+            restrictions=values.get("restrictions"),
+            language=values.get("language"),
+            consents=values.get("consents"),
+            consent_source=values.get("consent_source", "api"),
+        )
+        return Response(_preferences_body(customer))
+
+    put = patch
+
+
+class FavouriteOrderSerializer(serializers.ModelSerializer):
+    items = serializers.ListField(child=serializers.DictField(), max_length=200)
+
+    class Meta:
+        model = FavouriteOrder
+        fields = ["id", "name", "items", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for item in items:
+            if not isinstance(item.get("sku"), str) or not item["sku"]:
+                raise serializers.ValidationError("Every item needs a sku.", code="invalid_item")
+            qty = item.get("quantity", 1)
+            if not isinstance(qty, int | float) or isinstance(qty, bool) or qty <= 0:
+                raise serializers.ValidationError("quantity must be a positive number.", code="invalid_item")
+        return items
+
+
+class FavouriteOrderListView(TenantAPIView):
+    required_scopes = {"GET": READ, "POST": WRITE}
+
+    @extend_schema(responses=FavouriteOrderSerializer(many=True))
+    def get(self, request: Request, customer_id: str) -> Response:
+        customer = selectors.customer_get(customer_id)
+        return Response(FavouriteOrderSerializer(customer.favourite_orders.order_by("name"), many=True).data)
+
+    @extend_schema(request=FavouriteOrderSerializer, responses={201: FavouriteOrderSerializer})
+    def post(self, request: Request, customer_id: str) -> Response:
+        customer = selectors.customer_get(customer_id)
+        data = FavouriteOrderSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        favourite = services.favourite_order_create(
+            customer=customer,
+            name=data.validated_data["name"],
+            items=data.validated_data["items"],
+            actor=actor_of(self),
+        )
+        return Response(FavouriteOrderSerializer(favourite).data, status=status.HTTP_201_CREATED)
+
+
+class FavouriteOrderDetailView(TenantAPIView):
+    required_scopes = {"DELETE": WRITE}
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, customer_id: str, favourite_id: str) -> Response:
+        customer = selectors.customer_get(customer_id)
+        services.favourite_order_delete(customer=customer, favourite_id=favourite_id, actor=actor_of(self))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CustomerChangeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CustomerChange
+        fields = ["action", "changed_fields", "actor", "created_at"]
+
+
+class CustomerChangesView(TenantAPIView):
+    required_scopes = {"GET": READ}
+
+    @extend_schema(responses=CustomerChangeSerializer(many=True))
+    def get(self, request: Request, customer_id: str) -> Response:
+        customer = selectors.customer_get(customer_id)
+        return Response(CustomerChangeSerializer(customer.changes.all()[:200], many=True).data)

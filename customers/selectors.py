@@ -1,0 +1,88 @@
+"""Every read of customers that the doors need."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.db.models import Q, QuerySet
+
+from core.models import Tenant
+from customers.errors import CustomerNotFound, InvalidCustomer
+from customers.identifiers import lookup_document_forms, normalize_email, normalize_phone
+from customers.models import Customer, CustomerStatus
+
+
+def tenant_get(slug: str) -> Tenant:
+    return Tenant.objects.get(slug=slug)
+
+
+def customer_list() -> QuerySet[Customer]:
+    """The current tenant's customers, erased ones excluded."""
+    return Customer.objects.exclude(status=CustomerStatus.ERASED)
+
+
+def customer_search(qs: QuerySet[Customer], text: str, *, region: str) -> QuerySet[Customer]:
+    """Free-text search over names, email, phone and document."""
+    text = text.strip()
+    if not text:
+        return qs
+    condition = (
+        Q(first_name__icontains=text)
+        | Q(last_name__icontains=text)
+        | Q(legal_name__icontains=text)
+        | Q(trade_name__icontains=text)
+        | Q(email__icontains=text.lower())
+        | Q(document_number__icontains=text.replace(".", "").replace("-", "").upper())
+        | Q(phone__contains=text)
+    )
+    try:
+        phone = normalize_phone(text, region=region)
+    except Exception:
+        phone = None
+    if phone:
+        condition |= Q(phone=phone)
+    return qs.filter(condition)
+
+
+def customer_get(customer_id: Any) -> Customer:
+    """A live customer of the current tenant; another tenant's or an erased one is 'not found'."""
+    try:
+        uuid = customer_id if isinstance(customer_id, UUID) else UUID(str(customer_id))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise CustomerNotFound(customer_id=str(customer_id)) from exc
+    customer = customer_list().filter(pk=uuid).first()
+    if customer is None:
+        raise CustomerNotFound(customer_id=str(customer_id))
+    return customer
+
+
+def customer_find(
+    *,
+    tenant: Tenant,
+    phone: str | None = None,
+    email: str | None = None,
+    document: str | None = None,
+    card: str | None = None,
+) -> Customer:
+    """The point-of-sale lookup: exactly one identifier; phone in any format, email case-insensitive."""
+    given = {
+        k: v for k, v in {"phone": phone, "email": email, "document": document, "card": card}.items() if v
+    }
+    if len(given) != 1:
+        raise InvalidCustomer("Give exactly one of phone, email, document or card.", code="invalid_lookup")
+    qs = customer_list()
+    if phone:
+        return _one(qs.filter(phone=normalize_phone(phone, region=tenant.phone_region)), phone=phone)
+    if email:
+        return _one(qs.filter(email=normalize_email(email)), email=email)
+    if document:
+        return _one(qs.filter(document_number__in=lookup_document_forms(document)), document=document)
+    return _one(qs.filter(loyalty_card_number=str(card).strip()), card=card)
+
+
+def _one(qs: QuerySet[Customer], **lookup: Any) -> Customer:
+    found = list(qs[:2])
+    if len(found) != 1:
+        raise CustomerNotFound(**{k: str(v) for k, v in lookup.items()})
+    return found[0]

@@ -1,0 +1,29 @@
+from django.urls import path
+
+from customers import api
+
+urlpatterns = [
+    path("customers/", api.CustomerListView.as_view(), name="customer-list"),
+    path("customers/lookup", api.CustomerLookupView.as_view(), name="customer-lookup"),
+    path("customers/<str:customer_id>/", api.CustomerDetailView.as_view(), name="customer-detail"),
+    path("customers/<str:customer_id>/addresses/", api.AddressListView.as_view(), name="customer-addresses"),
+    path(
+        "customers/<str:customer_id>/addresses/<str:address_id>/",
+        api.AddressDetailView.as_view(),
+        name="customer-address-detail",
+    ),
+    path(
+        "customers/<str:customer_id>/preferences/", api.PreferencesView.as_view(), name="customer-preferences"
+    ),
+    path(
+        "customers/<str:customer_id>/favourite-orders/",
+        api.FavouriteOrderListView.as_view(),
+        name="customer-favourite-orders",
+    ),
+    path(
+        "customers/<str:customer_id>/favourite-orders/<str:favourite_id>/",
+        api.FavouriteOrderDetailView.as_view(),
+        name="customer-favourite-order-detail",
+    ),
+    path("customers/<str:customer_id>/changes/", api.CustomerChangesView.as_view(), name="customer-changes"),
+]

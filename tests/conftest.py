@@ -1,0 +1,144 @@
+"""Fixtures shared by every test: tenants, tokens, API clients, and the services a test needs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+# pytest-django's live_server with Playwright's sync API runs the ORM from the main thread only.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def require_service(env_name: str, what: str) -> str:
+    """The URL of a service a test needs; skip (or fail with REQUIRE_SERVICES=1) when it is not configured."""
+    value = os.environ.get(env_name, "")
+    if not value:
+        message = f"{what} not configured ({env_name} unset)"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{message}, but REQUIRE_SERVICES=1")
+        pytest.skip(message)
+    return value
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return require_service("REDIS_URL", "Redis")
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    url = require_service("CELERY_BROKER_URL", "RabbitMQ")
+    if not url.startswith(("amqp://", "pyamqp://", "amqps://")):
+        pytest.skip(f"CELERY_BROKER_URL is not RabbitMQ ({url.split(':')[0]})")
+    return url
+
+
+@pytest.fixture
+def tenant_a(db: Any) -> Any:
+    from tests.factories import TenantFactory
+
+    return TenantFactory(slug="tenant-a", name="Tenant A", country="CL", phone_region="CL", currency="CLP")
+
+
+@pytest.fixture
+def tenant_b(db: Any) -> Any:
+    from tests.factories import TenantFactory
+
+    return TenantFactory(slug="tenant-b", name="Tenant B", country="MX", phone_region="MX", currency="MXN")
+
+
+@pytest.fixture
+def in_tenant() -> Callable[[Any], Any]:
+    """`with in_tenant(tenant): ...` runs the block in that tenant's transaction, as every door does."""
+    from core.tenancy import tenant_context
+
+    return tenant_context
+
+
+ALL_SCOPES = [
+    "customers:read",
+    "customers:write",
+    "loyalty:read",
+    "loyalty:write",
+    "loyalty:admin",
+    "credit:read",
+    "credit:write",
+    "credit:approve",
+    "segments:read",
+    "analytics:read",
+]
+
+
+@pytest.fixture
+def make_token() -> Callable[..., str]:
+    from core.auth import issue_dev_token
+
+    def _make(tenant: Any, scopes: list[str] | None = None, user_id: str = "tester", ttl: int = 600) -> str:
+        slug = tenant if isinstance(tenant, str) else tenant.slug
+        return issue_dev_token(
+            tenant=slug, user_id=user_id, scopes=ALL_SCOPES if scopes is None else scopes, ttl_seconds=ttl
+        )
+
+    return _make
+
+
+@pytest.fixture
+def api_client_for(make_token: Callable[..., str]) -> Callable[..., Any]:
+    """An APIClient carrying a bearer token of `tenant` with `scopes` (all scopes by default)."""
+    from rest_framework.test import APIClient
+
+    def _client(tenant: Any, scopes: list[str] | None = None, user_id: str = "tester") -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(tenant, scopes, user_id)}")
+        return client
+
+    return _client
+
+
+@pytest.fixture
+def api_a(api_client_for: Callable[..., Any], tenant_a: Any) -> Any:
+    return api_client_for(tenant_a)
+
+
+@pytest.fixture
+def api_b(api_client_for: Callable[..., Any], tenant_b: Any) -> Any:
+    return api_client_for(tenant_b)
+
+
+@pytest.fixture
+def customer_a(tenant_a: Any) -> Any:
+    from tests.factories import CustomerFactory
+
+    return CustomerFactory(tenant=tenant_a)
+
+
+@pytest.fixture
+def customer_b(tenant_b: Any) -> Any:
+    from tests.factories import CustomerFactory
+
+    return CustomerFactory(tenant=tenant_b)
+
+
+@pytest.fixture
+def raw_sql() -> Callable[..., list[tuple[Any, ...]]]:
+    """Run SQL on the test's connection and return the rows."""
+    from django.db import connection
+
+    def _run(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params or [])
+            return cursor.fetchall() if cursor.description else []
+
+    return _run
+
+
+@pytest.fixture
+def clear_cache() -> Iterator[None]:
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
