@@ -7,6 +7,7 @@ from core.health import health
 
 api_v1 = [
     path("", include("customers.urls")),
+    path("", include("customers.history_urls")),
     path("", include("loyalty.urls")),
     path("", include("credit.urls")),
     path("", include("segmentation.urls")),
@@ -29,5 +30,6 @@ urlpatterns = [
         ),
         name="docs",
     ),
+    path("admin/dashboard/", include("segmentation.dashboard_urls")),
     path("admin/", admin.site.urls),
 ]
