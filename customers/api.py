@@ -88,7 +88,9 @@ class CustomerInput(serializers.Serializer):
 class CustomerFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Free text over name, email, phone and document")
     type = django_filters.ChoiceFilter(choices=CustomerType.choices)
-    status = django_filters.ChoiceFilter(choices=[CustomerStatus.ACTIVE, CustomerStatus.BLOCKED])
+    status = django_filters.ChoiceFilter(
+        choices=[(s.value, s.label) for s in (CustomerStatus.ACTIVE, CustomerStatus.BLOCKED)]
+    )
     salesperson = django_filters.CharFilter()
     route = django_filters.CharFilter()
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
