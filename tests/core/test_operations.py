@@ -68,8 +68,9 @@ def test_request_id_is_taken_from_the_caller_returned_and_logged(api_a, caplog):
 
 
 def test_json_log_lines_carry_the_request_id():
-    from core.logs import RequestIdFilter, request_id_var
     from pythonjsonlogger.json import JsonFormatter
+
+    from core.logs import RequestIdFilter, request_id_var
 
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
     token = request_id_var.set("abc")
