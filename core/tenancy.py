@@ -54,6 +54,26 @@ def _set_local(name: str, value: str) -> str:
 
 
 @contextmanager
+def _scoped_transaction(*, tenant_slug: str | None, all_tenants: bool) -> Iterator[None]:
+    """One transaction with the tenant settings set locally, restored on exit (for nested blocks)."""
+    token = _current_tenant.set(tenant_slug)
+    all_token = _all_tenants.set(all_tenants)
+    try:
+        with transaction.atomic():
+            previous = _set_local("app.tenant_id", tenant_slug or "")
+            previous_all = _set_local("app.all_tenants", "on" if all_tenants else "off")
+            try:
+                yield
+            finally:
+                if not transaction.get_connection().needs_rollback:
+                    _set_local("app.tenant_id", previous)
+                    _set_local("app.all_tenants", previous_all)
+    finally:
+        _current_tenant.reset(token)
+        _all_tenants.reset(all_token)
+
+
+@contextmanager
 def tenant_context(tenant: Any) -> Iterator[None]:
     """Run the block in one transaction scoped to `tenant` (a Tenant or its slug).
 
@@ -65,23 +85,11 @@ def tenant_context(tenant: Any) -> Iterator[None]:
 
     slug = tenant if isinstance(tenant, str) else tenant.slug
     pending: DomainError | None = None
-    token = _current_tenant.set(slug)
-    all_token = _all_tenants.set(False)
-    try:
-        with transaction.atomic():
-            previous = _set_local("app.tenant_id", slug)
-            previous_all = _set_local("app.all_tenants", "off")
-            try:
-                yield
-            except DomainError as exc:
-                pending = exc
-            finally:
-                if not transaction.get_connection().needs_rollback:
-                    _set_local("app.tenant_id", previous)
-                    _set_local("app.all_tenants", previous_all)
-    finally:
-        _current_tenant.reset(token)
-        _all_tenants.reset(all_token)
+    with _scoped_transaction(tenant_slug=slug, all_tenants=False):
+        try:
+            yield
+        except DomainError as exc:
+            pending = exc
     if pending is not None:
         raise pending
 
@@ -89,21 +97,8 @@ def tenant_context(tenant: Any) -> Iterator[None]:
 @contextmanager
 def all_tenants_context() -> Iterator[None]:
     """Run the block in one transaction that sees every tenant (system jobs, superusers in the admin)."""
-    token = _current_tenant.set(None)
-    all_token = _all_tenants.set(True)
-    try:
-        with transaction.atomic():
-            previous = _set_local("app.tenant_id", "")
-            previous_all = _set_local("app.all_tenants", "on")
-            try:
-                yield
-            finally:
-                if not transaction.get_connection().needs_rollback:
-                    _set_local("app.tenant_id", previous)
-                    _set_local("app.all_tenants", previous_all)
-    finally:
-        _current_tenant.reset(token)
-        _all_tenants.reset(all_token)
+    with _scoped_transaction(tenant_slug=None, all_tenants=True):
+        yield
 
 
 class TenantQuerySet(models.QuerySet):

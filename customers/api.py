@@ -42,27 +42,7 @@ class CustomerOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Customer
-        fields = [
-            "id",
-            "type",
-            "display_name",
-            "first_name",
-            "last_name",
-            "legal_name",
-            "trade_name",
-            "email",
-            "phone",
-            "document_type",
-            "document_number",
-            "loyalty_card_number",
-            "external_id",
-            "salesperson",
-            "route",
-            "status",
-            "notes",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", "type", "display_name", *services.EDITABLE_FIELDS[1:], "created_at", "updated_at"]
 
 
 class CustomerInput(serializers.Serializer):

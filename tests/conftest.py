@@ -58,18 +58,7 @@ def in_tenant() -> Callable[[Any], Any]:
     return tenant_context
 
 
-ALL_SCOPES = [
-    "customers:read",
-    "customers:write",
-    "loyalty:read",
-    "loyalty:write",
-    "loyalty:admin",
-    "credit:read",
-    "credit:write",
-    "credit:approve",
-    "segments:read",
-    "analytics:read",
-]
+from core.auth import SCOPES as ALL_SCOPES  # noqa: E402
 
 
 @pytest.fixture
