@@ -1,0 +1,534 @@
+"""The credit managers' screens: the queue of pending requests, the approval page, lines, documents and aging.
+
+Nothing here changes a balance or a status by itself: every button calls a service, and a refused one (a
+`DomainError`) becomes an error message on the page.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from core.admin import TenantScopedAdmin
+from core.errors import DomainError
+from core.models import Tenant
+from core.tenancy import current_tenant_slug, tenant_context
+from credit import selectors, services
+from credit.models import (
+    OPEN_STATUSES,
+    CreditCharge,
+    CreditHold,
+    CreditLedgerEntry,
+    CreditLine,
+    CreditLineChange,
+    CreditLineStatus,
+    CreditPayment,
+    CreditRequest,
+    VolumeDiscountBracket,
+)
+from customers.models import Customer, CustomerStatus, CustomerType
+
+APPROVE_PERMISSION = "credit.approve_creditline"
+
+
+def actor_of(request: HttpRequest) -> str:
+    return f"admin:{request.user.get_username()}"
+
+
+def can_approve(request: HttpRequest) -> bool:
+    return bool(request.user.is_active and request.user.has_perm(APPROVE_PERMISSION))
+
+
+class _ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class HistoryInline(_ReadOnlyInline):
+    model = CreditLineChange
+    fields = ["created_at", "action", "from_status", "to_status", "from_limit", "to_limit", "actor", "reason"]
+    readonly_fields = fields
+    verbose_name_plural = "History"
+
+
+class ChargeInline(_ReadOnlyInline):
+    model = CreditCharge
+    fk_name = "line"
+    fields = ["order_id", "amount", "outstanding", "charged_on", "due_date", "status", "paid_at"]
+    readonly_fields = fields
+    ordering = ["-created_at"]
+
+
+class HoldInline(_ReadOnlyInline):
+    model = CreditHold
+    fields = ["order_id", "amount", "status", "expires_at", "created_at", "ended_at"]
+    readonly_fields = fields
+    ordering = ["-created_at"]
+
+
+# --- Requests ------------------------------------------------------------------------------------------------------
+class CreditLineRequestForm(forms.ModelForm):
+    """Asking for a line in the admin: the staff user becomes its requester (and so can never approve it)."""
+
+    customer = forms.ModelChoiceField(queryset=Customer.objects.none())
+    requested_limit = forms.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
+    payment_terms_days = forms.IntegerField(min_value=0, max_value=services.MAX_TERMS_DAYS, initial=30)
+    request_reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, label="Reason")
+
+    class Meta:
+        model = CreditLine
+        fields = ["customer", "requested_limit", "payment_terms_days", "request_reason"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["customer"].queryset = Customer.objects.filter(  # type: ignore[attr-defined]
+            type=CustomerType.BUSINESS, status=CustomerStatus.ACTIVE
+        ).order_by("trade_name", "legal_name")
+
+    def clean_customer(self) -> Customer:
+        customer: Customer = self.cleaned_data["customer"]
+        open_line = CreditLine.objects.filter(customer=customer, status__in=OPEN_STATUSES).first()
+        if open_line is not None:
+            raise forms.ValidationError(f"This customer already has a {open_line.get_status_display()} line.")
+        return customer
+
+
+@admin.register(CreditLine)
+class CreditLineAdmin(TenantScopedAdmin):
+    list_display = [
+        "customer",
+        "status",
+        "approved_limit",
+        "exposure",
+        "available_display",
+        "payment_terms_days",
+        "requested_by",
+        "decided_by",
+        "status_changed_at",
+    ]
+    list_filter = ["status"]
+    search_fields = ["customer__legal_name", "customer__trade_name", "customer__document_number"]
+    list_select_related = ["customer"]
+    inlines = [HistoryInline, ChargeInline, HoldInline]
+    actions = ["suspend_selected", "reinstate_selected", "close_selected"]
+    change_list_template = "admin/credit/creditline/change_list.html"
+    readonly_fields = [
+        "id",
+        "customer",
+        "status",
+        "currency",
+        "requested_limit",
+        "approved_limit",
+        "exposure",
+        "excess_allowance",
+        "payment_terms_days",
+        "requested_by",
+        "request_reason",
+        "requested_at",
+        "decided_by",
+        "decided_at",
+        "decision_comment",
+        "status_reason",
+        "status_changed_at",
+        "decision_link",
+    ]
+
+    @admin.display(description="available")
+    def available_display(self, obj: CreditLine) -> Decimal:
+        return obj.available
+
+    @admin.display(description="decision")
+    def decision_link(self, obj: CreditLine) -> str:
+        if obj.status != CreditLineStatus.REQUESTED:
+            return "-"
+        return format_html(
+            '<a href="{}">Review and decide</a>', reverse("admin:credit_creditrequest_decide", args=[obj.pk])
+        )
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = CreditLineRequestForm
+            kwargs["fields"] = CreditLineRequestForm.Meta.fields
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.readonly_fields if obj is not None else []
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return [(None, {"fields": CreditLineRequestForm.Meta.fields})]
+        return super().get_fieldsets(request, obj)
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
+        return self.inlines if obj is not None else []
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a line changes only through the decision page, the actions and the services
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        if not can_approve(request):
+            for name in ("suspend_selected", "reinstate_selected", "close_selected"):
+                actions.pop(name, None)
+        return actions
+
+    def save_model(self, request: HttpRequest, obj: CreditLine, form: Any, change: bool) -> None:
+        if change:
+            return
+        data = form.cleaned_data
+        line = services.credit_line_request(
+            customer=data["customer"],
+            requested_limit=data["requested_limit"],
+            payment_terms_days=data["payment_terms_days"],
+            requested_by=actor_of(request),
+            reason=data.get("request_reason") or "",
+        )
+        obj.pk = line.pk
+        obj.refresh_from_db()
+
+    def _each(self, request: HttpRequest, queryset: Any, verb: str, call: Any) -> None:
+        done = 0
+        for line in queryset:
+            try:
+                call(line)
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, f"{line.customer}: {exc.message}", level=messages.ERROR)
+        if done:
+            self.message_user(request, f"{verb} {done} credit line(s).")
+
+    @admin.action(description="Suspend selected lines")
+    def suspend_selected(self, request: HttpRequest, queryset: Any) -> None:
+        reason = f"Suspended in the admin by {request.user.get_username()}."
+        self._each(
+            request,
+            queryset,
+            "Suspended",
+            lambda line: services.credit_line_suspend(line=line, actor=actor_of(request), reason=reason),
+        )
+
+    @admin.action(description="Reinstate selected suspended lines")
+    def reinstate_selected(self, request: HttpRequest, queryset: Any) -> None:
+        self._each(
+            request,
+            queryset,
+            "Reinstated",
+            lambda line: services.credit_line_reinstate(line=line, actor=actor_of(request)),
+        )
+
+    @admin.action(description="Close selected lines (nothing owed or held)")
+    def close_selected(self, request: HttpRequest, queryset: Any) -> None:
+        reason = f"Closed in the admin by {request.user.get_username()}."
+        self._each(
+            request,
+            queryset,
+            "Closed",
+            lambda line: services.credit_line_close(line=line, actor=actor_of(request), reason=reason),
+        )
+
+    # --- Aging report ---------------------------------------------------------------------------------------------
+    def get_urls(self) -> list[Any]:
+        custom = [
+            path("aging/", self.admin_site.admin_view(self.aging_view), name="credit_creditline_aging"),
+        ]
+        return custom + super().get_urls()
+
+    def aging_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        slug = current_tenant_slug()
+        tenants = [] if slug else list(Tenant.objects.all())
+        if not slug:
+            # Superusers see every tenant: pick one (amounts of different currencies never add up).
+            slug = request.GET.get("tenant") or (tenants[0].slug if tenants else None)
+            if slug is None or not any(t.slug == slug for t in tenants):
+                raise Http404("No such tenant")
+        with tenant_context(slug):
+            report = selectors.credit_aging()
+            rows = selectors.credit_aging_by_customer(today=report.as_of)
+            kpis = selectors.credit_kpis()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Credit aging",
+            "report": report,
+            "rows": rows,
+            "kpis": kpis,
+            "tenant_slug": slug,
+            "tenants": tenants,
+            "bucket_labels": BUCKET_LABELS,
+        }
+        return TemplateResponse(request, "admin/credit/aging.html", context)
+
+
+BUCKET_LABELS = {
+    "current": "Current",
+    "1_30": "1-30 days",
+    "31_60": "31-60 days",
+    "61_90": "61-90 days",
+    "over_90": "Over 90 days",
+}
+
+
+# --- The queue and the approval page ---------------------------------------------------------------------------------
+class ApproveForm(forms.Form):
+    approved_limit = forms.DecimalField(
+        label="Credit limit", max_digits=14, decimal_places=2, min_value=Decimal("0.01")
+    )
+    payment_terms_days = forms.IntegerField(label="Payment terms (days)", min_value=0, max_value=365)
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+
+
+@admin.register(CreditRequest)
+class CreditRequestAdmin(TenantScopedAdmin):
+    """Pending requests, oldest first; each opens the approval page. Only credit managers see it."""
+
+    list_display = [
+        "customer",
+        "requested_limit",
+        "payment_terms_days",
+        "requested_by",
+        "requested_at",
+        "review",
+    ]
+    list_display_links = None
+    search_fields = ["customer__legal_name", "customer__trade_name", "customer__document_number"]
+    list_select_related = ["customer"]
+    ordering = ["requested_at"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).filter(status=CreditLineStatus.REQUESTED)
+
+    @admin.display(description="")
+    def review(self, obj: CreditLine) -> str:
+        return format_html(
+            '<a class="button" href="{}">Review</a>',
+            reverse("admin:credit_creditrequest_decide", args=[obj.pk]),
+        )
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return can_approve(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_approve(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[Any]:
+        custom = [
+            path(
+                "<uuid:line_id>/decide/",
+                self.admin_site.admin_view(self.decide_view),
+                name="credit_creditrequest_decide",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    def decide_view(self, request: HttpRequest, line_id: Any) -> HttpResponse:
+        """What a credit manager needs to decide, and the Approve / Reject buttons (both call services)."""
+        if not can_approve(request):
+            raise PermissionDenied
+        line = CreditLine.objects.select_related("customer").filter(pk=line_id).first()
+        if line is None:
+            raise Http404("No such credit line")
+        approve_form = ApproveForm(
+            initial={"approved_limit": line.requested_limit, "payment_terms_days": line.payment_terms_days}
+        )
+        reject_form = RejectForm()
+        if request.method == "POST":
+            action = request.POST.get("action")
+            if action == "approve":
+                approve_form = ApproveForm(request.POST)
+                if approve_form.is_valid():
+                    done = self._decide(
+                        request,
+                        line,
+                        lambda: services.credit_line_approve(
+                            line=line,
+                            decided_by=actor_of(request),
+                            approved_limit=approve_form.cleaned_data["approved_limit"],
+                            payment_terms_days=approve_form.cleaned_data["payment_terms_days"],
+                            comment=approve_form.cleaned_data["comment"],
+                        ),
+                        "approved",
+                    )
+                    if done:
+                        return done
+            elif action == "reject":
+                reject_form = RejectForm(request.POST)
+                if reject_form.is_valid():
+                    done = self._decide(
+                        request,
+                        line,
+                        lambda: services.credit_line_reject(
+                            line=line, decided_by=actor_of(request), reason=reject_form.cleaned_data["reason"]
+                        ),
+                        "rejected",
+                    )
+                    if done:
+                        return done
+            line.refresh_from_db()
+        customer = line.customer
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Credit request of {customer}",
+            "line": line,
+            "customer": customer,
+            "summary": selectors.credit_summary(customer),
+            "behaviour": selectors.payment_behaviour(customer),
+            "aging": selectors.credit_aging(customer=customer),
+            "bucket_labels": BUCKET_LABELS,
+            "history": line.changes.all(),
+            "previous_lines": CreditLine.objects.filter(customer=customer).exclude(pk=line.pk),
+            "approve_form": approve_form,
+            "reject_form": reject_form,
+            "is_own_request": services.same_actor(line.requested_by, actor_of(request)),
+            "is_pending": line.status == CreditLineStatus.REQUESTED,
+        }
+        return TemplateResponse(request, "admin/credit/creditline/decide.html", context)
+
+    def _decide(self, request: HttpRequest, line: CreditLine, call: Any, verb: str) -> HttpResponse | None:
+        try:
+            call()
+        except DomainError as exc:
+            self.message_user(request, exc.message, level=messages.ERROR)
+            return None
+        self.message_user(request, f"The credit line of {line.customer} was {verb}.", level=messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:credit_creditrequest_changelist"))
+
+
+# --- Documents (read-only) ----------------------------------------------------------------------------------------------
+class _ReadOnlyAdmin(TenantScopedAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(CreditCharge)
+class CreditChargeAdmin(_ReadOnlyAdmin):
+    list_display = ["order_id", "line", "amount", "outstanding", "due_date", "status", "paid_at"]
+    list_filter = ["status"]
+    search_fields = ["order_id", "line__customer__legal_name", "line__customer__trade_name"]
+    list_select_related = ["line__customer"]
+
+
+@admin.register(CreditHold)
+class CreditHoldAdmin(_ReadOnlyAdmin):
+    list_display = ["order_id", "line", "amount", "status", "expires_at", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["order_id"]
+    list_select_related = ["line__customer"]
+
+
+@admin.register(CreditPayment)
+class CreditPaymentAdmin(_ReadOnlyAdmin):
+    list_display = ["payment_id", "line", "amount", "unapplied_amount", "received_at"]
+    search_fields = ["payment_id", "order_id"]
+    list_select_related = ["line__customer"]
+
+
+@admin.register(CreditLedgerEntry)
+class CreditLedgerEntryAdmin(_ReadOnlyAdmin):
+    list_display = ["created_at", "line", "kind", "amount", "exposure_after", "order_id", "actor"]
+    list_filter = ["kind"]
+    search_fields = ["order_id"]
+    list_select_related = ["line__customer"]
+
+
+# --- Commercial terms ---------------------------------------------------------------------------------------------------
+class VolumeDiscountBracketForm(forms.ModelForm):
+    customer = forms.ModelChoiceField(queryset=Customer.objects.none())
+
+    class Meta:
+        model = VolumeDiscountBracket
+        fields = ["customer", "category", "min_amount", "discount_percent"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["customer"].queryset = Customer.objects.filter(  # type: ignore[attr-defined]
+            type=CustomerType.BUSINESS
+        ).exclude(status=CustomerStatus.ERASED)
+
+    def clean_min_amount(self) -> Decimal:
+        value: Decimal = self.cleaned_data["min_amount"]
+        if value < 0:
+            raise forms.ValidationError("The minimum cannot be negative.")
+        return value
+
+    def clean_discount_percent(self) -> Decimal:
+        value: Decimal = self.cleaned_data["discount_percent"]
+        if not 0 < value <= 100:
+            raise forms.ValidationError("The discount is a percentage above 0 and at most 100.")
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        customer = cleaned.get("customer")
+        category = (cleaned.get("category") or "").strip().lower()
+        clash = VolumeDiscountBracket.objects.filter(
+            customer=customer, category=category, min_amount=cleaned.get("min_amount")
+        )
+        if self.instance.pk:
+            clash = clash.exclude(pk=self.instance.pk)
+        if customer is not None and clash.exists():
+            raise forms.ValidationError("This customer already has a bracket with this category and minimum.")
+        return cleaned
+
+    def validate_unique(self) -> None:
+        pass  # checked in clean() with the normalised category; the service saves
+
+
+@admin.register(VolumeDiscountBracket)
+class VolumeDiscountBracketAdmin(TenantScopedAdmin):
+    form = VolumeDiscountBracketForm
+    list_display = ["customer", "category", "min_amount", "discount_percent", "updated_by", "updated_at"]
+    search_fields = ["customer__legal_name", "customer__trade_name", "category"]
+    list_select_related = ["customer"]
+
+    def save_model(self, request: HttpRequest, obj: VolumeDiscountBracket, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        saved = services.volume_discount_bracket_save(
+            customer=data["customer"],
+            category=data.get("category") or "",
+            min_amount=data["min_amount"],
+            discount_percent=data["discount_percent"],
+            actor=actor_of(request),
+            bracket=obj if change else None,
+        )
+        obj.pk = saved.pk
+        obj.refresh_from_db()

@@ -1,0 +1,1372 @@
+"""Every write of commercial credit. The only code that changes a line's exposure.
+
+One lock per line serialises everything that touches its exposure: each write first locks the customer's credit line
+(`select_for_update()`), decides on the locked row, moves the exposure and appends the ledger row in the same
+transaction. The database refuses an exposure above the approved limit (see `CreditLine.Meta.constraints`), so a
+bug here cannot overspend either.
+
+A refused use still leaves `credit.limit.exceeded` in the outbox: the attempt runs in an inner `atomic()` block that
+rolls back, the event is written after it, then the error is raised (`tenant_context` commits before re-raising).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from core.errors import IdempotencyKeyReused, InvalidInput
+from core.models import Tenant
+from core.money import check_currency, parse_amount
+from core.outbox import outbox_record
+from core.tenancy import require_tenant_slug
+from credit import clock
+from credit.errors import (
+    CreditBusinessOnly,
+    CreditChargeNotCancellable,
+    CreditChargeNotFound,
+    CreditHoldExists,
+    CreditHoldNotActive,
+    CreditHoldNotFound,
+    CreditLimitExceeded,
+    CreditLineExists,
+    CreditLineHasExposure,
+    CreditLineNotActive,
+    CreditLineNotFound,
+    CreditLineTransitionInvalid,
+    CreditOnHold,
+    CreditOrderAlreadyCharged,
+    InvalidDiscountBracket,
+    InvalidOrderId,
+    InvalidPaymentId,
+    InvalidPaymentTerms,
+    SelfApprovalForbidden,
+)
+from credit.models import (
+    OPEN_STATUSES,
+    UNPAID_STATUSES,
+    ZERO,
+    CreditCharge,
+    CreditChargeStatus,
+    CreditHold,
+    CreditHoldStatus,
+    CreditIdempotencyKey,
+    CreditLedgerEntry,
+    CreditLedgerKind,
+    CreditLine,
+    CreditLineChange,
+    CreditLineStatus,
+    CreditPayment,
+    CreditPaymentAllocation,
+    VolumeDiscountBracket,
+)
+from customers.cache import customer_cache_invalidate
+from customers.errors import CustomerBlocked
+from customers.models import Customer, CustomerStatus, CustomerType
+
+MAX_TERMS_DAYS = 365
+MAX_HOLD_DAYS = 30
+
+
+def overdue_grace_days() -> int:
+    """Days after a charge's due date before the line goes on hold (setting CREDIT_OVERDUE_GRACE_DAYS)."""
+    return int(getattr(settings, "CREDIT_OVERDUE_GRACE_DAYS", 7))
+
+
+def hold_ttl() -> timedelta:
+    """How long a checkout hold lives when the caller gives no expiry (setting CREDIT_HOLD_TTL_MINUTES)."""
+    return timedelta(minutes=int(getattr(settings, "CREDIT_HOLD_TTL_MINUTES", 60)))
+
+
+# --- Results ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CreditAvailability:
+    available: bool
+    credit_limit: Decimal
+    used: Decimal
+    available_amount: Decimal
+    currency: str
+    status: str
+    payment_terms_days: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class CreditUsageResult:
+    usage_id: UUID
+    amount: Decimal
+    available_amount: Decimal
+    due_date: date
+    currency: str
+    order_id: str = ""
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class HoldResult:
+    hold_id: UUID
+    order_id: str
+    amount: Decimal
+    currency: str
+    status: str
+    expires_at: datetime
+    available_amount: Decimal
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class PaymentAllocationResult:
+    usage_id: UUID
+    order_id: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    payment_id: str
+    amount: Decimal
+    applied_amount: Decimal
+    unapplied_amount: Decimal
+    allocations: tuple[PaymentAllocationResult, ...]
+    available_amount: Decimal
+    currency: str
+    line_status: str
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class OverdueRunResult:
+    charges_marked_overdue: int
+    lines_put_on_hold: int
+    lines_released: int
+
+
+# --- Small helpers ------------------------------------------------------------------------------------------------
+def _tenant(tenant_id: str) -> Tenant:
+    return Tenant.objects.get(slug=tenant_id)
+
+
+def _fingerprint(payload: dict[str, Any]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
+    return dict(json.loads(json.dumps(payload, cls=DjangoJSONEncoder)))
+
+
+def _clean_ref(value: Any, *, error: type[InvalidInput]) -> str:
+    text = str(value or "").strip()
+    if not text or len(text) > 100:
+        raise error()
+    return text
+
+
+def _clean_terms(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidPaymentTerms(field="payment_terms_days")
+    try:
+        days = int(value)
+    except ValueError as exc:
+        raise InvalidPaymentTerms(field="payment_terms_days") from exc
+    if not 0 <= days <= MAX_TERMS_DAYS:
+        raise InvalidPaymentTerms(field="payment_terms_days")
+    return days
+
+
+def _require_text(value: str, field: str) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput(f"{field} is required.", code=f"{field}_required", field=field)
+    return text[:2000]
+
+
+def same_actor(a: str, b: str) -> bool:
+    return a.strip().casefold() == b.strip().casefold()
+
+
+def _idempotency_replay(
+    *, tenant_id: str, key: str, operation: str, fingerprint: str
+) -> dict[str, Any] | None:
+    """The stored result of an earlier call with this key; another payload under the same key is refused."""
+    row = CreditIdempotencyKey.objects.filter(tenant_id=tenant_id, key=key).first()
+    if row is None:
+        return None
+    if row.operation != operation or row.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(field="idempotency_key", operation=row.operation)
+    return dict(row.response)
+
+
+def _idempotency_save(
+    *, tenant_id: str, key: str, operation: str, fingerprint: str, response: dict[str, Any]
+) -> None:
+    try:
+        with transaction.atomic():
+            CreditIdempotencyKey.objects.create(
+                tenant_id=tenant_id,
+                key=key,
+                operation=operation,
+                fingerprint=fingerprint,
+                response=_jsonable(response),
+            )
+    except IntegrityError as exc:
+        # Same key used concurrently for another customer's line (our line lock did not serialise it).
+        raise IdempotencyKeyReused(field="idempotency_key") from exc
+
+
+def _lock_line(pk: Any) -> CreditLine:
+    return CreditLine.objects.select_for_update().get(pk=pk)
+
+
+def _lock_customer_line(customer: Customer) -> CreditLine:
+    """Lock the customer's open line (or its latest one): the lock that serialises every change of exposure."""
+    line = (
+        CreditLine.objects.select_for_update()
+        .filter(customer_id=customer.pk, status__in=OPEN_STATUSES)
+        .order_by("pk")
+        .first()
+    )
+    if line is not None:
+        return line
+    latest = CreditLine.objects.filter(customer_id=customer.pk).order_by("-created_at").first()
+    if latest is None:
+        raise CreditLineNotFound(customer_id=str(customer.pk))
+    return _lock_line(latest.pk)
+
+
+def _history(
+    line: CreditLine,
+    *,
+    action: str,
+    actor: str,
+    reason: str = "",
+    from_status: str = "",
+    from_limit: Decimal | None = None,
+    from_terms: int | None = None,
+) -> None:
+    CreditLineChange.objects.create(
+        tenant_id=line.tenant_id,
+        line=line,
+        action=action,
+        from_status=from_status,
+        to_status=line.status,
+        from_limit=from_limit,
+        to_limit=line.approved_limit,
+        from_terms_days=from_terms,
+        to_terms_days=line.payment_terms_days,
+        actor=actor[:200],
+        reason=reason,
+    )
+
+
+def _set_status(line: CreditLine, status: str, *, action: str, actor: str, reason: str) -> None:
+    previous = line.status
+    line.status = status
+    line.status_reason = reason
+    line.status_changed_at = clock.now()
+    line.save(update_fields=["status", "status_reason", "status_changed_at", "updated_at"])
+    _history(line, action=action, actor=actor, reason=reason, from_status=previous)
+    _invalidate(line)
+
+
+def _invalidate(line: CreditLine) -> None:
+    customer_cache_invalidate(tenant_id=line.tenant_id, customer_id=line.customer_id)
+
+
+@dataclass(frozen=True)
+class _Movement:
+    kind: str
+    amount: Decimal
+    order_id: str = ""
+    charge: CreditCharge | None = None
+    hold: CreditHold | None = None
+    payment: CreditPayment | None = None
+
+
+def _move_exposure(line: CreditLine, movements: Iterable[_Movement], *, actor: str) -> None:
+    """Append ledger rows and move the cached exposure by their sum (the line must be locked)."""
+    now = clock.now()
+    exposure = line.exposure
+    net = ZERO
+    rows = []
+    for movement in movements:
+        exposure += movement.amount
+        net += movement.amount
+        rows.append(
+            CreditLedgerEntry(
+                tenant_id=line.tenant_id,
+                line=line,
+                kind=movement.kind,
+                amount=movement.amount,
+                exposure_after=exposure,
+                order_id=movement.order_id,
+                charge=movement.charge,
+                hold=movement.hold,
+                payment=movement.payment,
+                actor=actor[:200],
+                created_at=now,
+            )
+        )
+    if not rows:
+        return
+    line.exposure = exposure
+    if net < 0:
+        # Released exposure also shrinks what a limit decrease left above the limit: it never grows back.
+        line.excess_allowance = max(ZERO, line.excess_allowance + net)
+    line.save(update_fields=["exposure", "excess_allowance", "updated_at"])
+    CreditLedgerEntry.objects.bulk_create(rows)
+    _invalidate(line)
+
+
+def _check_usable(line: CreditLine, customer: Customer) -> None:
+    if customer.status == CustomerStatus.BLOCKED:
+        raise CustomerBlocked(customer_id=str(customer.pk))
+    if line.status == CreditLineStatus.ON_HOLD:
+        raise CreditOnHold(credit_line_id=str(line.pk), status=line.status)
+    if line.status != CreditLineStatus.APPROVED:
+        raise CreditLineNotActive(credit_line_id=str(line.pk), status=line.status)
+
+
+def _check_fits(
+    line: CreditLine, *, increase: Decimal, amount: Decimal, order_id: str, operation: str
+) -> None:
+    """Refuse an increase of exposure beyond the approved limit (a lowered limit's excess never counts as room)."""
+    if increase > 0 and line.exposure + increase > line.approved_limit:
+        raise CreditLimitExceeded(
+            credit_line_id=str(line.pk),
+            customer_id=str(line.customer_id),
+            order_id=order_id,
+            operation=operation,
+            amount=str(amount),
+            currency=line.currency,
+            credit_limit=str(line.approved_limit),
+            used=str(line.exposure),
+            available=str(line.available),
+        )
+
+
+def _record_limit_exceeded(tenant_id: str, error: CreditLimitExceeded) -> None:
+    """Outside the rolled-back attempt, so the refusal stays on record."""
+    outbox_record(
+        tenant_id=tenant_id,
+        event_type="credit.limit.exceeded",
+        data=dict(error.details),
+        aggregate_id=str(error.details.get("customer_id", "")),
+    )
+
+
+def _expire_holds(line: CreditLine, *, now: datetime, actor: str) -> int:
+    """Release the line's holds whose time is up (the line must be locked)."""
+    expired = list(
+        CreditHold.objects.filter(line=line, status=CreditHoldStatus.ACTIVE, expires_at__lte=now).order_by(
+            "pk"
+        )
+    )
+    for hold in expired:
+        hold.status = CreditHoldStatus.EXPIRED
+        hold.ended_at = now
+        hold.save(update_fields=["status", "ended_at"])
+    _move_exposure(
+        line,
+        [_Movement(CreditLedgerKind.HOLD_EXPIRED, -h.amount, order_id=h.order_id, hold=h) for h in expired],
+        actor=actor,
+    )
+    return len(expired)
+
+
+def _overdue_blocks(line: CreditLine, *, today: date) -> bool:
+    """True when an unpaid charge is overdue for longer than the grace period."""
+    cutoff = today - timedelta(days=overdue_grace_days())
+    return CreditCharge.objects.filter(line=line, status__in=UNPAID_STATUSES, due_date__lt=cutoff).exists()
+
+
+def _reconcile_overdue_hold(line: CreditLine, *, today: date, actor: str) -> str:
+    """Put an approved line on hold when overdue past the grace period; release it once that is paid."""
+    blocks = _overdue_blocks(line, today=today)
+    if line.status == CreditLineStatus.APPROVED and blocks:
+        _set_status(
+            line,
+            CreditLineStatus.ON_HOLD,
+            action="put_on_hold",
+            actor=actor,
+            reason=f"Charges overdue for more than {overdue_grace_days()} days.",
+        )
+        return "held"
+    if line.status == CreditLineStatus.ON_HOLD and not blocks:
+        _set_status(
+            line,
+            CreditLineStatus.APPROVED,
+            action="hold_released",
+            actor=actor,
+            reason="Overdue charges paid.",
+        )
+        return "released"
+    return ""
+
+
+def _tenant_today(tenant_id: str) -> date:
+    return clock.today(_tenant(tenant_id).time_zone)
+
+
+# --- Credit lines ---------------------------------------------------------------------------------------------------
+@transaction.atomic
+def credit_line_request(
+    *,
+    customer: Customer,
+    requested_limit: Decimal,
+    payment_terms_days: int,
+    requested_by: str,
+    reason: str = "",
+) -> CreditLine:
+    """Open a request for a business customer's credit line; it waits for a credit manager's decision."""
+    requested_by = _require_text(requested_by, "requested_by")
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if customer.type != CustomerType.BUSINESS:
+        raise CreditBusinessOnly(customer_id=str(customer.pk))
+    if customer.status != CustomerStatus.ACTIVE:
+        raise CustomerBlocked(customer_id=str(customer.pk))
+    limit = parse_amount(requested_limit, field="requested_limit")
+    terms = _clean_terms(payment_terms_days)
+    existing = CreditLine.objects.filter(customer=customer, status__in=OPEN_STATUSES).first()
+    if existing is not None:
+        raise CreditLineExists(credit_line_id=str(existing.pk), status=existing.status)
+    now = clock.now()
+    line = CreditLine(
+        tenant_id=customer.tenant_id,
+        customer=customer,
+        status=CreditLineStatus.REQUESTED,
+        currency=_tenant(customer.tenant_id).currency,
+        requested_limit=limit,
+        payment_terms_days=terms,
+        requested_by=requested_by[:200],
+        request_reason=(reason or "").strip(),
+        requested_at=now,
+        status_changed_at=now,
+    )
+    try:
+        with transaction.atomic():
+            line.save(force_insert=True)
+    except IntegrityError as exc:
+        raise CreditLineExists(customer_id=str(customer.pk)) from exc
+    _history(line, action="requested", actor=requested_by, reason=line.request_reason)
+    _invalidate(line)
+    return line
+
+
+@transaction.atomic
+def credit_line_approve(
+    *,
+    line: CreditLine,
+    decided_by: str,
+    approved_limit: Decimal | None = None,
+    payment_terms_days: int | None = None,
+    comment: str = "",
+) -> CreditLine:
+    """A credit manager approves a request (never their own); emits `credit.approved`."""
+    decided_by = _require_text(decided_by, "decided_by")
+    line = _lock_line(line.pk)
+    if line.status != CreditLineStatus.REQUESTED:
+        raise CreditLineTransitionInvalid(
+            "Only a requested credit line can be approved.", credit_line_id=str(line.pk), status=line.status
+        )
+    if same_actor(line.requested_by, decided_by):
+        raise SelfApprovalForbidden(credit_line_id=str(line.pk), requested_by=line.requested_by)
+    limit = parse_amount(
+        line.requested_limit if approved_limit is None else approved_limit, field="approved_limit"
+    )
+    terms = line.payment_terms_days if payment_terms_days is None else _clean_terms(payment_terms_days)
+    now = clock.now()
+    from_limit, from_terms = line.approved_limit, line.payment_terms_days
+    line.status = CreditLineStatus.APPROVED
+    line.approved_limit = limit
+    line.payment_terms_days = terms
+    line.excess_allowance = max(ZERO, line.exposure - limit)
+    line.decided_by = decided_by[:200]
+    line.decided_at = now
+    line.decision_comment = (comment or "").strip()
+    line.status_reason = line.decision_comment
+    line.status_changed_at = now
+    line.save()
+    _history(
+        line,
+        action="approved",
+        actor=decided_by,
+        reason=line.decision_comment,
+        from_status=CreditLineStatus.REQUESTED,
+        from_limit=from_limit,
+        from_terms=from_terms,
+    )
+    _emit_approved(line, change="approved")
+    _invalidate(line)
+    return line
+
+
+def _emit_approved(line: CreditLine, *, change: str) -> None:
+    outbox_record(
+        tenant_id=line.tenant_id,
+        event_type="credit.approved",
+        data={
+            "credit_line_id": str(line.pk),
+            "customer_id": str(line.customer_id),
+            "change": change,
+            "status": line.status,
+            "credit_limit": line.approved_limit,
+            "used": line.exposure,
+            "available": line.available,
+            "currency": line.currency,
+            "payment_terms_days": line.payment_terms_days,
+            "requested_by": line.requested_by,
+            "decided_by": line.decided_by,
+            "decided_at": line.decided_at,
+        },
+        aggregate_id=str(line.customer_id),
+    )
+
+
+@transaction.atomic
+def credit_line_reject(*, line: CreditLine, decided_by: str, reason: str) -> CreditLine:
+    """A credit manager turns a request down, saying why."""
+    decided_by = _require_text(decided_by, "decided_by")
+    reason = _require_text(reason, "reason")
+    line = _lock_line(line.pk)
+    if line.status != CreditLineStatus.REQUESTED:
+        raise CreditLineTransitionInvalid(
+            "Only a requested credit line can be rejected.", credit_line_id=str(line.pk), status=line.status
+        )
+    line.decided_by = decided_by[:200]
+    line.decided_at = clock.now()
+    line.decision_comment = reason
+    line.save(update_fields=["decided_by", "decided_at", "decision_comment", "updated_at"])
+    _set_status(line, CreditLineStatus.REJECTED, action="rejected", actor=decided_by, reason=reason)
+    return line
+
+
+@transaction.atomic
+def credit_line_suspend(*, line: CreditLine, actor: str, reason: str) -> CreditLine:
+    """Stop new uses of a line (risk decision); charges and payments go on as before."""
+    actor = _require_text(actor, "actor")
+    reason = _require_text(reason, "reason")
+    line = _lock_line(line.pk)
+    if line.status not in (CreditLineStatus.APPROVED, CreditLineStatus.ON_HOLD):
+        raise CreditLineTransitionInvalid(
+            "Only an approved or on-hold line can be suspended.",
+            credit_line_id=str(line.pk),
+            status=line.status,
+        )
+    _set_status(line, CreditLineStatus.SUSPENDED, action="suspended", actor=actor, reason=reason)
+    return line
+
+
+@transaction.atomic
+def credit_line_reinstate(*, line: CreditLine, actor: str, reason: str = "") -> CreditLine:
+    """Lift a suspension; the line goes straight on hold if overdue charges still block it."""
+    actor = _require_text(actor, "actor")
+    line = _lock_line(line.pk)
+    if line.status != CreditLineStatus.SUSPENDED:
+        raise CreditLineTransitionInvalid(
+            "Only a suspended line can be reinstated.", credit_line_id=str(line.pk), status=line.status
+        )
+    _set_status(line, CreditLineStatus.APPROVED, action="reinstated", actor=actor, reason=reason)
+    _reconcile_overdue_hold(line, today=_tenant_today(line.tenant_id), actor=actor)
+    return line
+
+
+@transaction.atomic
+def credit_line_close(*, line: CreditLine, actor: str, reason: str) -> CreditLine:
+    """Close a line (or withdraw a request) once nothing is owed or held on it."""
+    actor = _require_text(actor, "actor")
+    reason = _require_text(reason, "reason")
+    line = _lock_line(line.pk)
+    if line.status not in OPEN_STATUSES:
+        raise CreditLineTransitionInvalid(
+            "The credit line is already closed or rejected.", credit_line_id=str(line.pk), status=line.status
+        )
+    _expire_holds(line, now=clock.now(), actor=actor)
+    if line.exposure > 0:
+        raise CreditLineHasExposure(credit_line_id=str(line.pk), exposure=str(line.exposure))
+    _set_status(line, CreditLineStatus.CLOSED, action="closed", actor=actor, reason=reason)
+    return line
+
+
+@transaction.atomic
+def credit_line_limit_change(
+    *,
+    line: CreditLine,
+    actor: str,
+    approved_limit: Decimal,
+    reason: str,
+    payment_terms_days: int | None = None,
+) -> CreditLine:
+    """Raise or lower an approved line's limit (and terms). Lowering it below the exposure refuses new uses
+    until enough is paid; the database keeps the exposure from ever growing past the new limit."""
+    actor = _require_text(actor, "actor")
+    reason = _require_text(reason, "reason")
+    line = _lock_line(line.pk)
+    if line.status not in (CreditLineStatus.APPROVED, CreditLineStatus.ON_HOLD, CreditLineStatus.SUSPENDED):
+        raise CreditLineTransitionInvalid(
+            "Only an approved, suspended or on-hold line has a limit to change.",
+            credit_line_id=str(line.pk),
+            status=line.status,
+        )
+    limit = parse_amount(approved_limit, field="approved_limit")
+    terms = line.payment_terms_days if payment_terms_days is None else _clean_terms(payment_terms_days)
+    from_limit, from_terms = line.approved_limit, line.payment_terms_days
+    if (limit, terms) == (from_limit, from_terms):
+        return line
+    line.approved_limit = limit
+    line.payment_terms_days = terms
+    line.excess_allowance = max(ZERO, line.exposure - limit)
+    line.save(update_fields=["approved_limit", "payment_terms_days", "excess_allowance", "updated_at"])
+    _history(
+        line,
+        action="limit_changed",
+        actor=actor,
+        reason=reason,
+        from_status=line.status,
+        from_limit=from_limit,
+        from_terms=from_terms,
+    )
+    _emit_approved(line, change="limit_changed")
+    _invalidate(line)
+    return line
+
+
+# --- Check and use ---------------------------------------------------------------------------------------------------
+def credit_check(*, customer: Customer, amount: Decimal) -> CreditAvailability:
+    """Would `amount` fit right now? Changes nothing; `credit_use` checks again under the line's lock."""
+    from credit.selectors import credit_line_current
+
+    amount = parse_amount(amount)
+    line = credit_line_current(customer)
+    if line is None:
+        raise CreditLineNotFound(customer_id=str(customer.pk))
+    reason = ""
+    if customer.status == CustomerStatus.BLOCKED:
+        reason = CustomerBlocked.code
+    elif line.status == CreditLineStatus.ON_HOLD:
+        reason = CreditOnHold.code
+    elif line.status != CreditLineStatus.APPROVED:
+        reason = CreditLineNotActive.code
+    elif amount > line.available:
+        reason = CreditLimitExceeded.code
+    return CreditAvailability(
+        available=not reason,
+        credit_limit=line.approved_limit,
+        used=line.exposure,
+        available_amount=line.available,
+        currency=line.currency,
+        status=line.status,
+        payment_terms_days=line.payment_terms_days,
+        reason=reason,
+    )
+
+
+def _usage_result(charge: CreditCharge, *, replayed: bool) -> CreditUsageResult:
+    return CreditUsageResult(
+        usage_id=charge.pk,
+        amount=charge.amount,
+        available_amount=charge.available_after,
+        due_date=charge.due_date,
+        currency=charge.currency,
+        order_id=charge.order_id,
+        replayed=replayed,
+    )
+
+
+def _usage_to_json(result: CreditUsageResult) -> dict[str, Any]:
+    return {
+        "usage_id": str(result.usage_id),
+        "amount": str(result.amount),
+        "available_amount": str(result.available_amount),
+        "due_date": result.due_date.isoformat(),
+        "currency": result.currency,
+        "order_id": result.order_id,
+    }
+
+
+def _usage_from_json(data: dict[str, Any]) -> CreditUsageResult:
+    return CreditUsageResult(
+        usage_id=UUID(data["usage_id"]),
+        amount=Decimal(data["amount"]),
+        available_amount=Decimal(data["available_amount"]),
+        due_date=date.fromisoformat(data["due_date"]),
+        currency=data["currency"],
+        order_id=data["order_id"],
+        replayed=True,
+    )
+
+
+def credit_use(
+    *,
+    customer: Customer,
+    amount: Decimal,
+    order_id: str,
+    idempotency_key: str | None = None,
+    currency: str | None = None,
+    actor: str = "",
+) -> CreditUsageResult:
+    """Charge an order to the customer's credit (converting its hold), due after the line's terms. Idempotent by
+    order id (and key); refused beyond the limit with `credit.limit.exceeded` still recorded."""
+    amount = parse_amount(amount)
+    order_id = _clean_ref(order_id, error=InvalidOrderId)
+    tenant = _tenant(customer.tenant_id)
+    currency = check_currency(currency, tenant_currency=tenant.currency)
+    fingerprint = _fingerprint(
+        {"customer_id": str(customer.pk), "order_id": order_id, "amount": str(amount), "currency": currency}
+    )
+    try:
+        with transaction.atomic():
+            return _credit_use(
+                customer=customer,
+                tenant=tenant,
+                amount=amount,
+                order_id=order_id,
+                currency=currency,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+                actor=actor,
+            )
+    except CreditLimitExceeded as exc:
+        _record_limit_exceeded(tenant.slug, exc)
+        raise
+
+
+def _credit_use(
+    *,
+    customer: Customer,
+    tenant: Tenant,
+    amount: Decimal,
+    order_id: str,
+    currency: str,
+    idempotency_key: str | None,
+    fingerprint: str,
+    actor: str,
+) -> CreditUsageResult:
+    line = _lock_customer_line(customer)
+    if idempotency_key:
+        stored = _idempotency_replay(
+            tenant_id=tenant.slug, key=idempotency_key, operation="credit_use", fingerprint=fingerprint
+        )
+        if stored is not None:
+            return _usage_from_json(stored)
+
+    def remember(result: CreditUsageResult) -> CreditUsageResult:
+        if idempotency_key:
+            _idempotency_save(
+                tenant_id=tenant.slug,
+                key=idempotency_key,
+                operation="credit_use",
+                fingerprint=fingerprint,
+                response=_usage_to_json(result),
+            )
+        return result
+
+    existing = (
+        CreditCharge.objects.select_related("line").filter(tenant_id=tenant.slug, order_id=order_id).first()
+    )
+    if existing is not None and existing.line.customer_id != customer.pk:
+        raise IdempotencyKeyReused(
+            "This order id was charged to another customer.", field="order_id", order_id=order_id
+        )
+    if existing is not None and existing.status != CreditChargeStatus.CANCELLED:
+        if existing.amount != amount:
+            raise IdempotencyKeyReused(
+                "This order was already charged with another amount.",
+                field="order_id",
+                order_id=order_id,
+                charged_amount=str(existing.amount),
+            )
+        return remember(_usage_result(existing, replayed=True))
+
+    _check_usable(line, customer)
+    now = clock.now()
+    _expire_holds(line, now=now, actor=actor or "system:hold-expiry")
+    hold = CreditHold.objects.filter(
+        tenant_id=tenant.slug, order_id=order_id, status=CreditHoldStatus.ACTIVE
+    ).first()
+    if hold is not None and hold.line_id != line.pk:
+        raise IdempotencyKeyReused(
+            "This order id is held for another customer.", field="order_id", order_id=order_id
+        )
+    increase = amount - (hold.amount if hold else ZERO)
+    # A cancelled order that comes back is charged again like a new one: checked against today's exposure.
+    _check_fits(line, increase=increase, amount=amount, order_id=order_id, operation="use")
+
+    today = clock.today(tenant.time_zone)
+    due_date = today + timedelta(days=line.payment_terms_days)
+    available_after = max(ZERO, line.approved_limit - (line.exposure + increase))
+    if existing is not None:
+        charge = existing
+        charge.line = line
+        charge.amount = amount
+        charge.outstanding = amount
+        charge.currency = currency
+        charge.charged_on = today
+        charge.due_date = due_date
+        charge.status = CreditChargeStatus.OPEN
+        charge.available_after = available_after
+        charge.hold = hold
+        charge.cancelled_at = None
+        charge.cancel_reason = ""
+        charge.save()
+    else:
+        charge = CreditCharge(
+            tenant_id=tenant.slug,
+            line=line,
+            order_id=order_id,
+            amount=amount,
+            outstanding=amount,
+            currency=currency,
+            charged_on=today,
+            due_date=due_date,
+            status=CreditChargeStatus.OPEN,
+            available_after=available_after,
+            hold=hold,
+            created_by=actor[:200],
+            created_at=now,
+        )
+        try:
+            with transaction.atomic():
+                charge.save(force_insert=True)
+        except IntegrityError as exc:
+            raise IdempotencyKeyReused(
+                "This order id was charged concurrently elsewhere.", field="order_id", order_id=order_id
+            ) from exc
+    movements = []
+    if hold is not None:
+        hold.status = CreditHoldStatus.CONVERTED
+        hold.ended_at = now
+        hold.save(update_fields=["status", "ended_at"])
+        movements.append(
+            _Movement(CreditLedgerKind.HOLD_CONVERTED, -hold.amount, order_id=order_id, hold=hold)
+        )
+    movements.append(_Movement(CreditLedgerKind.CHARGE, amount, order_id=order_id, charge=charge))
+    _move_exposure(line, movements, actor=actor)
+    outbox_record(
+        tenant_id=tenant.slug,
+        event_type="credit.used",
+        data={
+            "usage_id": str(charge.pk),
+            "credit_line_id": str(line.pk),
+            "customer_id": str(customer.pk),
+            "order_id": order_id,
+            "amount": amount,
+            "currency": currency,
+            "due_date": due_date,
+            "credit_limit": line.approved_limit,
+            "used": line.exposure,
+            "available": line.available,
+            "hold_id": str(hold.pk) if hold else None,
+            "reopened": existing is not None,
+        },
+        aggregate_id=str(customer.pk),
+    )
+    return remember(_usage_result(charge, replayed=False))
+
+
+@transaction.atomic
+def credit_charge_cancel(
+    *,
+    customer: Customer,
+    reason: str,
+    charge_id: Any = None,
+    order_id: str | None = None,
+    idempotency_key: str | None = None,
+    actor: str = "",
+) -> CreditCharge:
+    """Release an unpaid charge (order cancelled, full credit note). Cancelling twice is a no-op."""
+    reason = _require_text(reason, "reason")
+    line = _lock_customer_line(customer)
+    charges = CreditCharge.objects.filter(tenant_id=line.tenant_id, line__customer_id=customer.pk)
+    try:
+        if charge_id is not None:
+            charge = charges.get(pk=charge_id)
+        else:
+            charge = charges.get(order_id=_clean_ref(order_id, error=InvalidOrderId))
+    except (CreditCharge.DoesNotExist, ValueError, ValidationError) as exc:
+        raise CreditChargeNotFound(charge_id=str(charge_id or ""), order_id=order_id or "") from exc
+    if idempotency_key:
+        fingerprint = _fingerprint(
+            {"customer_id": str(customer.pk), "usage_id": str(charge.pk), "reason": reason}
+        )
+        if _idempotency_replay(
+            tenant_id=line.tenant_id, key=idempotency_key, operation="charge_cancel", fingerprint=fingerprint
+        ):
+            return charge
+        _idempotency_save(
+            tenant_id=line.tenant_id,
+            key=idempotency_key,
+            operation="charge_cancel",
+            fingerprint=fingerprint,
+            response={"usage_id": str(charge.pk)},
+        )
+    if charge.status == CreditChargeStatus.CANCELLED:
+        return charge
+    if charge.status not in UNPAID_STATUSES or charge.outstanding != charge.amount:
+        raise CreditChargeNotCancellable(usage_id=str(charge.pk), status=charge.status)
+    if charge.line_id != line.pk:
+        line = _lock_line(charge.line_id)
+    released = charge.outstanding
+    charge.status = CreditChargeStatus.CANCELLED
+    charge.outstanding = ZERO
+    charge.cancelled_at = clock.now()
+    charge.cancel_reason = reason
+    charge.save(update_fields=["status", "outstanding", "cancelled_at", "cancel_reason"])
+    _move_exposure(
+        line,
+        [_Movement(CreditLedgerKind.CHARGE_CANCELLED, -released, order_id=charge.order_id, charge=charge)],
+        actor=actor,
+    )
+    _reconcile_overdue_hold(line, today=_tenant_today(line.tenant_id), actor=actor or "system")
+    return charge
+
+
+# --- Holds --------------------------------------------------------------------------------------------------------
+def _hold_result(hold: CreditHold, line: CreditLine, *, replayed: bool) -> HoldResult:
+    return HoldResult(
+        hold_id=hold.pk,
+        order_id=hold.order_id,
+        amount=hold.amount,
+        currency=hold.currency,
+        status=hold.status,
+        expires_at=hold.expires_at,
+        available_amount=line.available,
+        replayed=replayed,
+    )
+
+
+def credit_hold_place(
+    *,
+    customer: Customer,
+    amount: Decimal,
+    order_id: str,
+    expires_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    currency: str | None = None,
+    actor: str = "",
+) -> HoldResult:
+    """Reserve credit for an order during checkout, until `expires_at`; refused beyond the limit (recorded)."""
+    amount = parse_amount(amount)
+    order_id = _clean_ref(order_id, error=InvalidOrderId)
+    tenant = _tenant(customer.tenant_id)
+    currency = check_currency(currency, tenant_currency=tenant.currency)
+    now = clock.now()
+    expires = expires_at or now + hold_ttl()
+    if expires <= now or expires > now + timedelta(days=MAX_HOLD_DAYS):
+        raise InvalidInput(
+            f"expires_at must be in the future and within {MAX_HOLD_DAYS} days.",
+            code="invalid_hold_expiry",
+            field="expires_at",
+        )
+    fingerprint = _fingerprint(
+        {"customer_id": str(customer.pk), "order_id": order_id, "amount": str(amount), "currency": currency}
+    )
+    try:
+        with transaction.atomic():
+            line = _lock_customer_line(customer)
+            if idempotency_key:
+                stored = _idempotency_replay(
+                    tenant_id=tenant.slug,
+                    key=idempotency_key,
+                    operation="credit_hold",
+                    fingerprint=fingerprint,
+                )
+                if stored is not None:
+                    hold = CreditHold.objects.get(pk=stored["hold_id"])
+                    return _hold_result(hold, line, replayed=True)
+            result = _hold_place(
+                customer=customer, line=line, amount=amount, order_id=order_id, currency=currency,
+                expires=expires, now=now, actor=actor,
+            )  # fmt: skip
+            if idempotency_key:
+                _idempotency_save(
+                    tenant_id=tenant.slug,
+                    key=idempotency_key,
+                    operation="credit_hold",
+                    fingerprint=fingerprint,
+                    response={"hold_id": str(result.hold_id)},
+                )
+            return result
+    except CreditLimitExceeded as exc:
+        _record_limit_exceeded(tenant.slug, exc)
+        raise
+
+
+def _hold_place(
+    *,
+    customer: Customer,
+    line: CreditLine,
+    amount: Decimal,
+    order_id: str,
+    currency: str,
+    expires: datetime,
+    now: datetime,
+    actor: str,
+) -> HoldResult:
+    charged = (
+        CreditCharge.objects.filter(tenant_id=line.tenant_id, order_id=order_id)
+        .exclude(status=CreditChargeStatus.CANCELLED)
+        .first()
+    )
+    if charged is not None:
+        raise CreditOrderAlreadyCharged(order_id=order_id, usage_id=str(charged.pk))
+    _expire_holds(line, now=now, actor="system:hold-expiry")
+    active = CreditHold.objects.filter(
+        tenant_id=line.tenant_id, order_id=order_id, status=CreditHoldStatus.ACTIVE
+    ).first()
+    if active is not None:
+        if active.line_id == line.pk and active.amount == amount:
+            return _hold_result(active, line, replayed=True)
+        raise CreditHoldExists(order_id=order_id, hold_id=str(active.pk), amount=str(active.amount))
+    _check_usable(line, customer)
+    _check_fits(line, increase=amount, amount=amount, order_id=order_id, operation="hold")
+    hold = CreditHold(
+        tenant_id=line.tenant_id,
+        line=line,
+        order_id=order_id,
+        amount=amount,
+        currency=currency,
+        status=CreditHoldStatus.ACTIVE,
+        expires_at=expires,
+        created_by=actor[:200],
+        created_at=now,
+    )
+    try:
+        with transaction.atomic():
+            hold.save(force_insert=True)
+    except IntegrityError as exc:
+        raise CreditHoldExists(order_id=order_id) from exc
+    _move_exposure(
+        line, [_Movement(CreditLedgerKind.HOLD_PLACED, amount, order_id=order_id, hold=hold)], actor=actor
+    )
+    return _hold_result(hold, line, replayed=False)
+
+
+@transaction.atomic
+def credit_hold_release(
+    *, customer: Customer, hold_id: Any, idempotency_key: str | None = None, actor: str = ""
+) -> HoldResult:
+    """Give a hold's amount back (checkout abandoned); releasing an ended hold again changes nothing."""
+    line = _lock_customer_line(customer)
+    try:
+        hold = CreditHold.objects.get(pk=hold_id, tenant_id=line.tenant_id, line__customer_id=customer.pk)
+    except (CreditHold.DoesNotExist, ValueError, ValidationError) as exc:
+        raise CreditHoldNotFound(hold_id=str(hold_id)) from exc
+    if idempotency_key:
+        fingerprint = _fingerprint({"customer_id": str(customer.pk), "hold_id": str(hold.pk)})
+        if _idempotency_replay(
+            tenant_id=line.tenant_id, key=idempotency_key, operation="hold_release", fingerprint=fingerprint
+        ):
+            return _hold_result(hold, line, replayed=True)
+        _idempotency_save(
+            tenant_id=line.tenant_id,
+            key=idempotency_key,
+            operation="hold_release",
+            fingerprint=fingerprint,
+            response={"hold_id": str(hold.pk)},
+        )
+    if hold.status in (CreditHoldStatus.RELEASED, CreditHoldStatus.EXPIRED):
+        return _hold_result(hold, line, replayed=True)
+    if hold.status != CreditHoldStatus.ACTIVE:
+        raise CreditHoldNotActive(hold_id=str(hold.pk), status=hold.status)
+    if hold.line_id != line.pk:
+        line = _lock_line(hold.line_id)
+    hold.status = CreditHoldStatus.RELEASED
+    hold.ended_at = clock.now()
+    hold.save(update_fields=["status", "ended_at"])
+    _move_exposure(
+        line, [_Movement(CreditLedgerKind.HOLD_RELEASED, -hold.amount, order_id=hold.order_id, hold=hold)],
+        actor=actor,
+    )  # fmt: skip
+    return _hold_result(hold, line, replayed=False)
+
+
+def credit_holds_expire(*, now: datetime | None = None, actor: str = "system:hold-expiry") -> int:
+    """Release every hold of the current tenant whose time is up; one short transaction per line."""
+    require_tenant_slug()
+    now = now or clock.now()
+    line_ids = list(
+        CreditHold.objects.filter(status=CreditHoldStatus.ACTIVE, expires_at__lte=now)
+        .values_list("line_id", flat=True)
+        .distinct()
+        .order_by("line_id")
+    )
+    expired = 0
+    for line_id in line_ids:
+        with transaction.atomic():
+            expired += _expire_holds(_lock_line(line_id), now=now, actor=actor)
+    return expired
+
+
+# --- Payments ------------------------------------------------------------------------------------------------------
+def _payment_result(payment: CreditPayment, line: CreditLine, *, replayed: bool) -> PaymentResult:
+    allocations = tuple(
+        PaymentAllocationResult(usage_id=a.charge_id, order_id=a.charge.order_id, amount=a.amount)
+        for a in payment.allocations.select_related("charge").order_by("id")
+    )
+    return PaymentResult(
+        payment_id=payment.payment_id,
+        amount=payment.amount,
+        applied_amount=payment.amount - payment.unapplied_amount,
+        unapplied_amount=payment.unapplied_amount,
+        allocations=allocations,
+        available_amount=line.available,
+        currency=payment.currency,
+        line_status=line.status,
+        replayed=replayed,
+    )
+
+
+@transaction.atomic
+def payment_record(
+    *,
+    customer: Customer,
+    payment_id: str,
+    amount: Decimal,
+    currency: str | None = None,
+    order_id: str | None = None,
+    received_at: datetime | None = None,
+    actor: str = "",
+    idempotency_key: str | None = None,
+) -> PaymentResult:
+    """Apply a payment to the order's charge (when given), then to the oldest due charges; keep the excess as
+    unapplied credit; release the exposure, and an overdue hold once nothing blocks it. Idempotent by payment id."""
+    payment_id = _clean_ref(payment_id, error=InvalidPaymentId)
+    amount = parse_amount(amount)
+    order_id = (order_id or "").strip()[:100]
+    tenant = _tenant(customer.tenant_id)
+    currency = check_currency(currency, tenant_currency=tenant.currency)
+    fingerprint = _fingerprint(
+        {
+            "customer_id": str(customer.pk),
+            "payment_id": payment_id,
+            "amount": str(amount),
+            "currency": currency,
+            "order_id": order_id,
+        }
+    )
+    line = _lock_customer_line(customer)
+    if idempotency_key:
+        stored = _idempotency_replay(
+            tenant_id=tenant.slug, key=idempotency_key, operation="payment", fingerprint=fingerprint
+        )
+        if stored is not None:
+            payment = CreditPayment.objects.get(tenant_id=tenant.slug, payment_id=stored["payment_id"])
+            return _payment_result(payment, line, replayed=True)
+    existing = CreditPayment.objects.filter(tenant_id=tenant.slug, payment_id=payment_id).first()
+    if existing is not None:
+        if existing.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "This payment id was recorded with another amount or customer.",
+                field="payment_id",
+                payment_id=payment_id,
+            )
+        result = _payment_result(existing, line, replayed=True)
+    else:
+        result = _payment_apply(
+            line=line,
+            payment_id=payment_id,
+            amount=amount,
+            currency=currency,
+            order_id=order_id,
+            received_at=received_at or clock.now(),
+            fingerprint=fingerprint,
+            actor=actor,
+            today=clock.today(tenant.time_zone),
+        )
+    if idempotency_key:
+        _idempotency_save(
+            tenant_id=tenant.slug,
+            key=idempotency_key,
+            operation="payment",
+            fingerprint=fingerprint,
+            response={"payment_id": payment_id},
+        )
+    return result
+
+
+def _payment_apply(
+    *,
+    line: CreditLine,
+    payment_id: str,
+    amount: Decimal,
+    currency: str,
+    order_id: str,
+    received_at: datetime,
+    fingerprint: str,
+    actor: str,
+    today: date,
+) -> PaymentResult:
+    now = clock.now()
+    payment = CreditPayment(
+        tenant_id=line.tenant_id,
+        line=line,
+        payment_id=payment_id,
+        amount=amount,
+        currency=currency,
+        order_id=order_id,
+        unapplied_amount=amount,
+        received_at=received_at,
+        fingerprint=fingerprint,
+        created_by=actor[:200],
+        created_at=now,
+    )
+    try:
+        with transaction.atomic():
+            payment.save(force_insert=True)
+    except IntegrityError as exc:
+        raise IdempotencyKeyReused(
+            "This payment id was recorded concurrently for another customer.", field="payment_id"
+        ) from exc
+    unpaid = CreditCharge.objects.filter(line=line, status__in=UNPAID_STATUSES)
+    targets = list(unpaid.filter(order_id=order_id)) if order_id else []
+    targets += list(unpaid.exclude(pk__in=[c.pk for c in targets]).order_by("due_date", "created_at", "pk"))
+    remaining = amount
+    allocations = []
+    for charge in targets:
+        if remaining <= 0:
+            break
+        part = min(remaining, charge.outstanding)
+        remaining -= part
+        charge.outstanding -= part
+        if charge.outstanding == 0:
+            charge.status = CreditChargeStatus.PAID
+            charge.paid_at = received_at
+        charge.save(update_fields=["outstanding", "status", "paid_at"])
+        allocations.append(
+            CreditPaymentAllocation(
+                tenant_id=line.tenant_id, payment=payment, charge=charge, amount=part, created_at=now
+            )
+        )
+    CreditPaymentAllocation.objects.bulk_create(allocations)
+    applied = amount - remaining
+    if remaining != amount:
+        payment.unapplied_amount = remaining
+        payment.save(update_fields=["unapplied_amount"])
+    if applied > 0:
+        _move_exposure(
+            line,
+            [_Movement(CreditLedgerKind.PAYMENT, -applied, order_id=order_id, payment=payment)],
+            actor=actor,
+        )
+    _reconcile_overdue_hold(line, today=today, actor=actor or "system:payment")
+    return _payment_result(payment, line, replayed=False)
+
+
+# --- Overdue ---------------------------------------------------------------------------------------------------------
+def credit_overdue_process(*, today: date | None = None, actor: str = "system:overdue") -> OverdueRunResult:
+    """The nightly run for the current tenant: mark charges past due as overdue, put lines overdue past the grace
+    period on hold, release held lines that nothing blocks any more. One short transaction per line."""
+    tenant = _tenant(require_tenant_slug())
+    today = today or clock.today(tenant.time_zone)
+    line_ids = list(
+        CreditLine.objects.filter(
+            Q(charges__status=CreditChargeStatus.OPEN, charges__due_date__lt=today)
+            | Q(status=CreditLineStatus.APPROVED, charges__status=CreditChargeStatus.OVERDUE)
+            | Q(status=CreditLineStatus.ON_HOLD)
+        )
+        .values_list("pk", flat=True)
+        .distinct()
+        .order_by("pk")
+    )
+    marked = held = released = 0
+    for line_id in line_ids:
+        with transaction.atomic():
+            line = _lock_line(line_id)
+            marked += CreditCharge.objects.filter(
+                line=line, status=CreditChargeStatus.OPEN, due_date__lt=today
+            ).update(status=CreditChargeStatus.OVERDUE)
+            outcome = _reconcile_overdue_hold(line, today=today, actor=actor)
+            held += outcome == "held"
+            released += outcome == "released"
+    return OverdueRunResult(charges_marked_overdue=marked, lines_put_on_hold=held, lines_released=released)
+
+
+# --- Commercial terms -------------------------------------------------------------------------------------------------
+def _clean_bracket(data: dict[str, Any]) -> tuple[str, Decimal, Decimal]:
+    category = str(data.get("category") or "").strip().lower()
+    if len(category) > 64:
+        raise InvalidDiscountBracket("category is longer than 64 characters.", field="category")
+    min_amount = parse_amount(data.get("min_amount"), field="min_amount", allow_zero=True)
+    percent = parse_amount(data.get("discount_percent"), field="discount_percent")
+    if percent > 100:
+        raise InvalidDiscountBracket("discount_percent must be at most 100.", field="discount_percent")
+    return category, min_amount, percent
+
+
+def _business_customer(customer: Customer) -> Customer:
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if customer.type != CustomerType.BUSINESS:
+        raise CreditBusinessOnly(
+            "Volume discounts are for business customers only.", customer_id=str(customer.pk)
+        )
+    return customer
+
+
+@transaction.atomic
+def volume_discounts_replace(
+    *, customer: Customer, brackets: list[dict[str, Any]], actor: str
+) -> list[VolumeDiscountBracket]:
+    """Set a business customer's volume discount brackets (what the Pricing service reads) in one go."""
+    customer = _business_customer(customer)
+    cleaned = [_clean_bracket(b) for b in brackets]
+    keys = [(category, minimum) for category, minimum, _ in cleaned]
+    if len(set(keys)) != len(keys):
+        raise InvalidDiscountBracket("Two brackets share a category and min_amount.")
+    VolumeDiscountBracket.objects.filter(customer=customer).delete()
+    return VolumeDiscountBracket.objects.bulk_create(
+        [
+            VolumeDiscountBracket(
+                tenant_id=customer.tenant_id,
+                customer=customer,
+                category=category,
+                min_amount=minimum,
+                discount_percent=percent,
+                updated_by=actor[:200],
+            )
+            for category, minimum, percent in sorted(cleaned)
+        ]
+    )
+
+
+@transaction.atomic
+def volume_discount_bracket_save(
+    *,
+    customer: Customer,
+    category: str,
+    min_amount: Decimal,
+    discount_percent: Decimal,
+    actor: str,
+    bracket: VolumeDiscountBracket | None = None,
+) -> VolumeDiscountBracket:
+    """Add or change one bracket (the admin's form)."""
+    customer = _business_customer(customer)
+    category, minimum, percent = _clean_bracket(
+        {"category": category, "min_amount": min_amount, "discount_percent": discount_percent}
+    )
+    clash = VolumeDiscountBracket.objects.filter(customer=customer, category=category, min_amount=minimum)
+    if bracket is not None and bracket.pk:
+        clash = clash.exclude(pk=bracket.pk)
+    if clash.exists():
+        raise InvalidDiscountBracket("A bracket with this category and min_amount exists.")
+    target = (
+        bracket if bracket is not None and bracket.pk else VolumeDiscountBracket(tenant_id=customer.tenant_id)
+    )
+    target.customer = customer
+    target.category = category
+    target.min_amount = minimum
+    target.discount_percent = percent
+    target.updated_by = actor[:200]
+    target.save()
+    return target

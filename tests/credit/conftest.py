@@ -1,0 +1,131 @@
+"""Fixtures of the credit tests: business customers, credit lines, the credit clock, credit managers, and the
+headless Chromium the admin's browser tests drive."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+# 2026-03-02 12:00 UTC is 09:00 in Santiago (tenant_a's time zone): the same date in both.
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def business_a(tenant_a: Any) -> Any:
+    from tests.factories import BusinessCustomerFactory
+
+    return BusinessCustomerFactory(tenant=tenant_a)
+
+
+@pytest.fixture
+def business_b(tenant_b: Any) -> Any:
+    from tests.factories import BusinessCustomerFactory
+
+    return BusinessCustomerFactory(tenant=tenant_b)
+
+
+@pytest.fixture
+def clock_at() -> Iterator[Callable[[datetime], None]]:
+    """Fix the credit clock (starting at T0); `clock_at(moment)` moves it. The wall clock comes back after."""
+    from credit import clock
+
+    clock.set_now(T0)
+    yield clock.set_now
+    clock.set_now(None)
+
+
+@pytest.fixture
+def approved_line(business_a: Any) -> Any:
+    """An approved line of 1000.00 at 30 days for business_a."""
+    from tests.credit.factories import credit_line_approved
+
+    return credit_line_approved(business_a)
+
+
+@pytest.fixture
+def invalidations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every customer-cache invalidation the credit services ask for, as (tenant_id, customer_id)."""
+    import credit.services
+
+    calls: list[tuple[str, str]] = []
+    real = credit.services.customer_cache_invalidate
+
+    def spy(*, tenant_id: str, customer_id: Any) -> None:
+        calls.append((tenant_id, str(customer_id)))
+        real(tenant_id=tenant_id, customer_id=customer_id)
+
+    monkeypatch.setattr(credit.services, "customer_cache_invalidate", spy)
+    return calls
+
+
+def create_credit_managers_group() -> Any:
+    """Run the data migration's function: the group it creates, with every permission it grants."""
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    migration = importlib.import_module("credit.migrations.0003_credit_managers_group")
+    migration.create_group(apps, None)
+    return Group.objects.get(name=migration.GROUP)
+
+
+@pytest.fixture
+def credit_managers_group(db: Any) -> Any:
+    """The group of the data migration (recreated: a transactional test's flush drops migration data)."""
+    return create_credit_managers_group()
+
+
+@pytest.fixture
+def make_staff(credit_managers_group: Any) -> Callable[..., Any]:
+    """A staff user of `tenant` (password 'secret-pass'), a credit manager unless manager=False."""
+    from core.models import User
+
+    def _make(tenant: Any, username: str, *, manager: bool = True) -> Any:
+        user = User.objects.create_user(username, f"{username}@example.com", "secret-pass", tenant=tenant)
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+        if manager:
+            user.groups.add(credit_managers_group)
+        return user
+
+    return _make
+
+
+# --- Browser ------------------------------------------------------------------------------------------------------
+def _require_chromium() -> None:
+    if os.path.exists(CHROMIUM):
+        return
+    message = f"Chromium not installed at {CHROMIUM} (apt-get install -y chromium)"
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{message}, but REQUIRE_SERVICES=1")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def chromium() -> None:
+    """Skip (or fail under REQUIRE_SERVICES=1) before any browser starts when Chromium is missing."""
+    _require_chromium()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """pytest-playwright's launch arguments, pointed at Debian's Chromium (Playwright's own build is absent)."""
+    _require_chromium()
+    args = [*browser_type_launch_args.get("args", []), *CHROMIUM_ARGS]
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": args, "headless": True}
