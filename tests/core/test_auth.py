@@ -20,7 +20,7 @@ SECRET = "dev-only-jwt-secret-not-for-production-use"
 
 def test_jwt_verifier_reads_sub_tenant_and_scopes():
     token = jwt.encode(
-        {"sub": "u1", "tenant": "t1", "scope": "customers:read loyalty:write", "exp": time.time() + 60},
+        {"sub": "u1", "tenant": "t1", "scope": "customers:read loyalty:write", "exp": time.time() + 86400},
         SECRET,
     )
     identity = JWTVerifier(key=SECRET, algorithms=["HS256"]).verify(token)
@@ -33,12 +33,12 @@ def test_jwt_verifier_reads_sub_tenant_and_scopes():
     [
         ({"sub": "u", "tenant": "t", "exp": time.time() - 10}, SECRET, "expired"),
         (
-            {"sub": "u", "tenant": "t", "exp": time.time() + 60},
+            {"sub": "u", "tenant": "t", "exp": time.time() + 86400},
             "another-secret-of-enough-length-xxxx",
             "not valid",
         ),
-        ({"sub": "u", "exp": time.time() + 60}, SECRET, "tenant"),
-        ({"tenant": "t", "exp": time.time() + 60}, SECRET, "not valid"),
+        ({"sub": "u", "exp": time.time() + 86400}, SECRET, "tenant"),
+        ({"tenant": "t", "exp": time.time() + 86400}, SECRET, "not valid"),
     ],
 )
 def test_jwt_verifier_refuses_bad_tokens(claims, key, message):

@@ -1,0 +1,337 @@
+"""Every read of loyalty data the doors, the jobs and other apps need. Nothing here writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncMonth
+
+from core.models import Tenant
+from core.tenancy import require_tenant_slug
+from customers.models import Customer
+from loyalty import clock
+from loyalty.calculations import add_months, discount_for
+from loyalty.models import (
+    DEFAULT_TIERS,
+    AwardStatus,
+    LoyaltyAccount,
+    LoyaltyProgram,
+    LoyaltyTier,
+    LoyaltyTransaction,
+    PointsAward,
+    StampCard,
+    StampReward,
+    StampRewardStatus,
+    StampRule,
+    TierChange,
+    TransactionType,
+    tier_rank,
+)
+
+EXPIRING_SOON_DAYS = 30
+
+
+# --- Program --------------------------------------------------------------------------------------------------
+def program_get(tenant_id: str) -> LoyaltyProgram:
+    """The tenant's program; the default program (not saved) when the tenant never configured one."""
+    program = LoyaltyProgram.objects.filter(tenant_id=tenant_id).first()
+    return program if program is not None else LoyaltyProgram(tenant_id=tenant_id)
+
+
+def program_tiers(program: LoyaltyProgram) -> list[LoyaltyTier]:
+    """The program's tiers, lowest first (the defaults, not saved, for a program not saved yet)."""
+    if program._state.adding:
+        return [
+            LoyaltyTier(
+                tenant_id=program.tenant_id,
+                program=program,
+                code=code,
+                name=name,
+                threshold=threshold,
+                earn_multiplier=multiplier,
+            )
+            for code, name, threshold, multiplier in DEFAULT_TIERS
+        ]
+    return sorted(LoyaltyTier.objects.filter(program=program), key=lambda t: tier_rank(t.code))
+
+
+# --- Accounts -------------------------------------------------------------------------------------------------
+def qualifying_points_in_window(account: LoyaltyAccount, *, start: datetime, end: datetime) -> int:
+    """Qualifying points dated in (start, end]: earns, releases and returns; never redemptions."""
+    total = (
+        LoyaltyTransaction.objects.filter(account=account, effective_at__gt=start, effective_at__lte=end)
+        .exclude(qualifying_delta=0)
+        .aggregate(total=Sum("qualifying_delta"))["total"]
+    )
+    return max(int(total or 0), 0)
+
+
+def spendable_points(account: LoyaltyAccount, *, now: datetime) -> int:
+    """The available balance as a service would see it now: due pending points in, due expiry out."""
+    awards = PointsAward.objects.filter(account=account, remaining__gt=0)
+    releasing = (
+        awards.filter(status=AwardStatus.PENDING, release_at__lte=now).aggregate(s=Sum("remaining"))["s"] or 0
+    )
+    expiring = (
+        awards.filter(status=AwardStatus.AVAILABLE, expires_at__lte=now).aggregate(s=Sum("remaining"))["s"]
+        or 0
+    )
+    return account.available + int(releasing) - int(expiring)
+
+
+@dataclass(frozen=True)
+class LoyaltySummary:
+    customer_id: UUID
+    points_balance: int
+    pending: int
+    tier: str
+    points_to_next_tier: int
+    next_tier: str
+    tier_name: str
+    earned_tier: str
+    tier_override: str
+    tier_override_expires_at: datetime | None
+    tier_review_at: datetime | None
+    qualifying_points: int
+    qualifying_window_months: int
+    lifetime_earned: int
+    redeemed: int
+    expired: int
+    adjusted: int
+    unrecovered: int
+    points_expiring_soon: int
+    expiring_within_days: int
+    next_expiry_at: datetime | None
+    points_value: Decimal
+    currency: str
+    has_account: bool
+
+
+def loyalty_summary(customer: Customer) -> LoyaltySummary:
+    """Balances by bucket, tier and the way to the next one; zeros and the lowest tier for a new customer."""
+    program = program_get(customer.tenant_id)
+    tiers = program_tiers(program)
+    tenant = Tenant.objects.get(slug=customer.tenant_id)
+    account = LoyaltyAccount.objects.filter(customer_id=customer.pk).first()
+    now = clock.now()
+    if account is None:
+        return LoyaltySummary(
+            customer_id=customer.pk,
+            points_balance=0,
+            pending=0,
+            tier=tiers[0].code,
+            points_to_next_tier=tiers[1].threshold if len(tiers) > 1 else 0,
+            next_tier=tiers[1].code if len(tiers) > 1 else "",
+            tier_name=tiers[0].name,
+            earned_tier=tiers[0].code,
+            tier_override="",
+            tier_override_expires_at=None,
+            tier_review_at=None,
+            qualifying_points=0,
+            qualifying_window_months=program.qualifying_window_months,
+            lifetime_earned=0,
+            redeemed=0,
+            expired=0,
+            adjusted=0,
+            unrecovered=0,
+            points_expiring_soon=0,
+            expiring_within_days=EXPIRING_SOON_DAYS,
+            next_expiry_at=None,
+            points_value=Decimal("0.00"),
+            currency=tenant.currency,
+            has_account=False,
+        )
+    qualifying = qualifying_points_in_window(
+        account, start=add_months(now, -program.qualifying_window_months), end=now
+    )
+    by_code = {t.code: t for t in tiers}
+    current = by_code.get(account.tier, tiers[0])
+    higher = [t for t in tiers if tier_rank(t.code) > tier_rank(current.code)]
+    next_tier = higher[0] if higher else None
+    expiring = PointsAward.objects.filter(
+        account=account,
+        status=AwardStatus.AVAILABLE,
+        remaining__gt=0,
+        expires_at__lte=now + timedelta(days=EXPIRING_SOON_DAYS),
+    ).aggregate(points=Sum("remaining"))
+    next_expiry = (
+        PointsAward.objects.filter(account=account, status=AwardStatus.AVAILABLE, remaining__gt=0)
+        .exclude(expires_at=None)
+        .order_by("expires_at")
+        .values_list("expires_at", flat=True)
+        .first()
+    )
+    return LoyaltySummary(
+        customer_id=customer.pk,
+        points_balance=account.available,
+        pending=account.pending,
+        tier=current.code,
+        points_to_next_tier=max(next_tier.threshold - qualifying, 0) if next_tier else 0,
+        next_tier=next_tier.code if next_tier else "",
+        tier_name=current.name,
+        earned_tier=account.earned_tier,
+        tier_override=account.tier_override,
+        tier_override_expires_at=account.tier_override_expires_at,
+        tier_review_at=account.tier_review_at,
+        qualifying_points=qualifying,
+        qualifying_window_months=program.qualifying_window_months,
+        lifetime_earned=account.lifetime_earned,
+        redeemed=account.redeemed,
+        expired=account.expired,
+        adjusted=account.adjusted,
+        unrecovered=account.unrecovered,
+        points_expiring_soon=int(expiring["points"] or 0),
+        expiring_within_days=EXPIRING_SOON_DAYS,
+        next_expiry_at=next_expiry,
+        points_value=discount_for(
+            max(account.available, 0), points_per_unit=program.redemption_points_per_unit
+        ),
+        currency=tenant.currency,
+        has_account=True,
+    )
+
+
+def transactions_for(customer: Customer) -> QuerySet[LoyaltyTransaction]:
+    """The customer's ledger, newest first, with each earn's award (expiry and what is left of it)."""
+    return (
+        LoyaltyTransaction.objects.filter(customer_id=customer.pk)
+        .select_related("award", "reverses")
+        .order_by("-created_at", "-seq")
+    )
+
+
+def tier_history_for(customer: Customer) -> QuerySet[TierChange]:
+    return TierChange.objects.filter(customer_id=customer.pk).order_by("-created_at", "-id")
+
+
+# --- Stamp cards ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StampCardView:
+    rule_id: UUID
+    rule_name: str
+    stamps: int
+    stamps_per_card: int
+    reward_description: str
+    cards_completed: int
+    rewards_available: list[StampReward]
+
+
+def stamp_cards_for(customer: Customer) -> list[StampCardView]:
+    """One card per active rule (empty when the customer has none yet), with the rewards still to use."""
+    cards = {c.rule_id: c for c in StampCard.objects.filter(customer_id=customer.pk)}
+    rewards: dict[Any, list[StampReward]] = {}
+    for reward in StampReward.objects.filter(customer_id=customer.pk, status=StampRewardStatus.ISSUED):
+        rewards.setdefault(reward.rule_id, []).append(reward)
+    views = []
+    for rule in StampRule.objects.filter(tenant_id=customer.tenant_id).order_by("name"):
+        card = cards.get(rule.pk)
+        if not rule.active and card is None:
+            continue
+        views.append(
+            StampCardView(
+                rule_id=rule.pk,
+                rule_name=rule.name,
+                stamps=card.stamps if card else 0,
+                stamps_per_card=rule.stamps_per_card,
+                reward_description=rule.reward_description,
+                cards_completed=card.cards_completed if card else 0,
+                rewards_available=rewards.get(rule.pk, []),
+            )
+        )
+    return views
+
+
+def stamp_rules() -> QuerySet[StampRule]:
+    return StampRule.objects.filter(tenant_id=require_tenant_slug()).order_by("name")
+
+
+# --- Jobs -----------------------------------------------------------------------------------------------------
+def customers_with_pending_due(*, now: datetime) -> list[UUID]:
+    return list(
+        PointsAward.objects.filter(status=AwardStatus.PENDING, release_at__lte=now)
+        .values_list("account__customer_id", flat=True)
+        .distinct()
+    )
+
+
+def customers_with_expiry_due(*, now: datetime) -> list[UUID]:
+    return list(
+        PointsAward.objects.filter(status=AwardStatus.AVAILABLE, remaining__gt=0, expires_at__lte=now)
+        .values_list("account__customer_id", flat=True)
+        .distinct()
+    )
+
+
+def customers_due_for_review(*, now: datetime) -> list[UUID]:
+    return list(
+        LoyaltyAccount.objects.filter(Q(tier_review_at__lte=now) | Q(tier_override_expires_at__lte=now))
+        .values_list("customer_id", flat=True)
+        .order_by("pk")
+    )
+
+
+# --- KPIs (segmentation dashboard) -----------------------------------------------------------------------------
+def points_kpis(*, start: datetime, end: datetime) -> dict[str, Any]:
+    """Points issued, redeemed and expired in [start, end), and what is outstanding now (points and money)."""
+    slug = require_tenant_slug()
+    program = program_get(slug)
+    sums = LoyaltyTransaction.objects.filter(
+        tenant_id=slug, created_at__gte=start, created_at__lt=end
+    ).aggregate(
+        issued=Sum("points", filter=Q(type=TransactionType.EARN)),
+        redeemed=Sum("points", filter=Q(type=TransactionType.REDEEM)),
+        expired=Sum("points", filter=Q(type=TransactionType.EXPIRE)),
+        reversed_earned=Sum("points", filter=Q(type=TransactionType.REVERSE_EARN)),
+        reversed_redeemed=Sum("points", filter=Q(type=TransactionType.REVERSE_REDEEM)),
+        adjusted=Sum("available_delta", filter=Q(type=TransactionType.ADJUST)),
+    )
+    balances = LoyaltyAccount.objects.filter(tenant_id=slug).aggregate(
+        available=Sum("available"), pending=Sum("pending"), accounts=Count("pk")
+    )
+    outstanding = int(balances["available"] or 0) + int(balances["pending"] or 0)
+    return {
+        **{key: int(value or 0) for key, value in sums.items()},
+        "outstanding_points": outstanding,
+        "liability": discount_for(max(outstanding, 0), points_per_unit=program.redemption_points_per_unit),
+        "currency": Tenant.objects.get(slug=slug).currency,
+        "accounts": int(balances["accounts"] or 0),
+    }
+
+
+def points_by_month(*, months: int) -> list[dict[str, Any]]:
+    """Points issued and redeemed per calendar month (the tenant's time zone), oldest first, zeros included."""
+    slug = require_tenant_slug()
+    tenant = Tenant.objects.get(slug=slug)
+    try:
+        tz = ZoneInfo(tenant.time_zone or "UTC")
+    except Exception:
+        tz = ZoneInfo("UTC")
+    months = max(int(months), 1)
+    local_now = clock.now().astimezone(tz)
+    first = add_months(local_now.replace(day=1, hour=0, minute=0, second=0, microsecond=0), -(months - 1))
+    rows = (
+        LoyaltyTransaction.objects.filter(
+            tenant_id=slug, created_at__gte=first, type__in=[TransactionType.EARN, TransactionType.REDEEM]
+        )
+        .annotate(month=TruncMonth("created_at", tzinfo=tz))
+        .values("month")
+        .annotate(
+            issued=Sum("points", filter=Q(type=TransactionType.EARN)),
+            redeemed=Sum("points", filter=Q(type=TransactionType.REDEEM)),
+        )
+    )
+    found = {row["month"].astimezone(tz).strftime("%Y-%m"): row for row in rows}
+    result = []
+    for i in range(months):
+        label = add_months(first, i).strftime("%Y-%m")
+        row = found.get(label, {})
+        result.append(
+            {"month": label, "issued": int(row.get("issued") or 0), "redeemed": int(row.get("redeemed") or 0)}
+        )
+    return result

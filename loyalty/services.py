@@ -1,0 +1,1707 @@
+"""Every change to points, tiers and stamps. Nothing else writes the ledger or the cached balances.
+
+How a change stays exact under retries and concurrency:
+- A retry-able request first claims its idempotency key (a row in `LoyaltyOperation`, unique per tenant) in a
+  savepoint; a concurrent duplicate waits on that unique index and then replays the stored result. A refused
+  request (insufficient points, ...) rolls its savepoint back, so the key is not spent.
+- The customer's `LoyaltyAccount` row is then locked (`select_for_update`); awards, allocations and the cached
+  buckets of that customer change only under this lock. Stamp cards are locked after the account, in primary-key
+  order.
+- Each service first "matures" the account (releases pending awards whose return window passed, expires awards
+  whose date passed), so what it sees does not depend on when the nightly jobs last ran.
+- The database checks what must hold anyway: buckets add up, available >= 0 unless the program allows negative
+  balances, an award's remaining stays within 0..points, the ledger is append-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+
+from core.errors import InvalidInput
+from core.models import Tenant
+from core.money import check_currency, parse_amount
+from core.outbox import outbox_record
+from customers.cache import customer_cache_invalidate
+from customers.models import Customer
+from loyalty import clock
+from loyalty.calculations import (
+    add_months,
+    discount_for,
+    earn_points,
+    max_points_for_purchase,
+    proportional_take,
+    qualified_tier,
+)
+from loyalty.errors import (
+    BelowMinimumRedemption,
+    InsufficientPoints,
+    InvalidEarnRequest,
+    InvalidPoints,
+    InvalidProgram,
+    InvalidStamps,
+    InvalidTier,
+    LoyaltyKeyReused,
+    NothingToReverse,
+    PurchaseAmountUnknown,
+    ReasonRequired,
+    RedemptionExceedsPurchaseShare,
+    ReversalExceedsPurchase,
+    RewardAlreadyRedeemed,
+    RewardRevoked,
+    StampRewardNotFound,
+    StampRuleNotFound,
+)
+from loyalty.models import (
+    DEFAULT_TIERS,
+    TIER_ORDER,
+    AwardAllocation,
+    AwardStatus,
+    DowngradePolicy,
+    EarnRounding,
+    LoyaltyAccount,
+    LoyaltyOperation,
+    LoyaltyProgram,
+    LoyaltyTier,
+    LoyaltyTransaction,
+    NegativeBalancePolicy,
+    OperationKind,
+    PointsAward,
+    PurchaseReversal,
+    StampCard,
+    StampEntry,
+    StampEntryKind,
+    StampReward,
+    StampRewardStatus,
+    StampRule,
+    TierChange,
+    TierRule,
+    TransactionType,
+    tier_rank,
+)
+from loyalty.selectors import program_get, program_tiers, qualifying_points_in_window, spendable_points
+
+MAX_POINTS = 10**12
+_KEY_CONSTRAINTS = ("loyalty_operation_key_unique_per_tenant", "loyalty_txn_key_unique_per_tenant")
+
+
+# --- Results --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoyaltyResult:
+    """What earn, redeem and adjust return (and what a replay of the same key returns again)."""
+
+    transaction_id: UUID | None
+    points: int
+    points_balance: int
+    discount_amount: Decimal
+    currency: str
+    tier: str
+    previous_tier: str
+    tier_changed: bool
+    pending_balance: int = 0
+    stamp_rewards_issued: int = 0
+    replayed: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "transaction_id": str(self.transaction_id) if self.transaction_id else None,
+            "points": self.points,
+            "points_balance": self.points_balance,
+            "discount_amount": str(self.discount_amount),
+            "currency": self.currency,
+            "tier": self.tier,
+            "previous_tier": self.previous_tier,
+            "tier_changed": self.tier_changed,
+            "pending_balance": self.pending_balance,
+            "stamp_rewards_issued": self.stamp_rewards_issued,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, replayed: bool) -> LoyaltyResult:
+        return cls(
+            transaction_id=UUID(data["transaction_id"]) if data.get("transaction_id") else None,
+            points=int(data["points"]),
+            points_balance=int(data["points_balance"]),
+            discount_amount=Decimal(data["discount_amount"]),
+            currency=data["currency"],
+            tier=data["tier"],
+            previous_tier=data["previous_tier"],
+            tier_changed=bool(data["tier_changed"]),
+            pending_balance=int(data.get("pending_balance", 0)),
+            stamp_rewards_issued=int(data.get("stamp_rewards_issued", 0)),
+            replayed=replayed,
+        )
+
+
+@dataclass(frozen=True)
+class ReversalResult:
+    reference: str
+    points_reversed: int
+    points_unrecovered: int
+    points_returned: int
+    stamps_reversed: int
+    points_balance: int
+    pending_balance: int
+    tier: str
+    previous_tier: str
+    tier_changed: bool
+    transaction_ids: list[str] = field(default_factory=list)
+    replayed: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "points_reversed": self.points_reversed,
+            "points_unrecovered": self.points_unrecovered,
+            "points_returned": self.points_returned,
+            "stamps_reversed": self.stamps_reversed,
+            "points_balance": self.points_balance,
+            "pending_balance": self.pending_balance,
+            "tier": self.tier,
+            "previous_tier": self.previous_tier,
+            "tier_changed": self.tier_changed,
+            "transaction_ids": list(self.transaction_ids),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, replayed: bool) -> ReversalResult:
+        return cls(**{**data, "transaction_ids": list(data["transaction_ids"]), "replayed": replayed})
+
+
+@dataclass(frozen=True)
+class StampResult:
+    rule_id: str
+    stamps_added: int
+    stamps: int
+    stamps_per_card: int
+    rewards_issued: list[str]
+    replayed: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rule_id": self.rule_id,
+            "stamps_added": self.stamps_added,
+            "stamps": self.stamps,
+            "stamps_per_card": self.stamps_per_card,
+            "rewards_issued": list(self.rewards_issued),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, replayed: bool) -> StampResult:
+        return cls(**{**data, "rewards_issued": list(data["rewards_issued"]), "replayed": replayed})
+
+
+# --- Input checks ---------------------------------------------------------------------------------------------
+def _check_points(points: Any, *, allow_negative: bool = False) -> int:
+    if isinstance(points, bool) or not isinstance(points, int):
+        if isinstance(points, str) and points.strip().lstrip("-").isdigit():
+            points = int(points.strip())
+        else:
+            raise InvalidPoints(field="points")
+    if abs(points) > MAX_POINTS or points == 0 or (points < 0 and not allow_negative):
+        raise InvalidPoints(field="points")
+    return points
+
+
+def _check_key(key: Any) -> str:
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidInput("An idempotency key is required.", code="missing_idempotency_key")
+    key = key.strip()
+    if len(key) > 200:
+        raise InvalidInput(
+            "The idempotency key is longer than 200 characters.", code="invalid_idempotency_key"
+        )
+    return key
+
+
+def _check_reference(reference: Any) -> str:
+    reference = (reference or "").strip() if isinstance(reference, str) or reference is None else None
+    if reference is None or len(reference) > 100:
+        raise InvalidInput("reference must be a string of at most 100 characters.", code="invalid_reference")
+    return reference
+
+
+def _normalize_items(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    normalized = []
+    for item in items or []:
+        if not isinstance(item, dict):
+            raise InvalidInput("Every item must be an object.", code="invalid_item")
+        try:
+            quantity = Decimal(str(item.get("quantity", 1)))
+        except Exception as exc:
+            raise InvalidInput("An item's quantity is not a number.", code="invalid_item") from exc
+        if not quantity.is_finite() or quantity <= 0:
+            raise InvalidInput("An item's quantity must be greater than zero.", code="invalid_item")
+        normalized.append(
+            {
+                "sku": str(item.get("sku") or "").strip(),
+                "category": str(item.get("category") or "").strip(),
+                "quantity": str(quantity.normalize()),
+            }
+        )
+    return normalized
+
+
+def _fingerprint(kind: str, customer: Customer, payload: dict[str, Any]) -> str:
+    canonical = json.dumps(
+        {"kind": kind, "customer_id": str(customer.pk), **payload},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _tenant(customer: Customer) -> Tenant:
+    return Tenant.objects.get(slug=customer.tenant_id)
+
+
+# --- Idempotency ----------------------------------------------------------------------------------------------
+def _replay(*, tenant_id: str, key: str, fingerprint: str) -> dict[str, Any] | None:
+    operation = LoyaltyOperation.objects.filter(tenant_id=tenant_id, idempotency_key=key).first()
+    if operation is None:
+        return None
+    if operation.fingerprint != fingerprint:
+        raise LoyaltyKeyReused(idempotency_key=key, first_operation=operation.kind)
+    return operation.result
+
+
+def _is_key_violation(exc: IntegrityError) -> bool:
+    constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
+    return constraint in _KEY_CONSTRAINTS
+
+
+def _run_idempotent(
+    *,
+    customer: Customer,
+    kind: str,
+    key: str,
+    payload: dict[str, Any],
+    work: Callable[[LoyaltyOperation], dict[str, Any]],
+) -> tuple[dict[str, Any], bool]:
+    """Run `work` once per key: a replay returns the stored result; another payload is `idempotency_key_reused`."""
+    fingerprint = _fingerprint(kind, customer, payload)
+    found = _replay(tenant_id=customer.tenant_id, key=key, fingerprint=fingerprint)
+    if found is not None:
+        return found, True
+    try:
+        with transaction.atomic():
+            # Claiming the key first makes a concurrent duplicate wait here, not after doing the work.
+            operation = LoyaltyOperation.objects.create(
+                tenant_id=customer.tenant_id,
+                customer=customer,
+                kind=kind,
+                idempotency_key=key,
+                fingerprint=fingerprint,
+                created_at=clock.now(),
+            )
+            result = work(operation)
+            operation.result = result
+            operation.save(update_fields=["result"])
+            return result, False
+    except IntegrityError as exc:
+        if not _is_key_violation(exc):
+            raise
+    found = _replay(tenant_id=customer.tenant_id, key=key, fingerprint=fingerprint)
+    if found is None:  # pragma: no cover - the conflicting row committed, so it is visible now
+        raise RuntimeError(f"Idempotency key {key!r} conflicted but no operation was found")
+    return found, True
+
+
+# --- Program --------------------------------------------------------------------------------------------------
+def program_ensure(tenant_id: str) -> LoyaltyProgram:
+    """The tenant's program, created with the contract's defaults the first time points move."""
+    program = LoyaltyProgram.objects.filter(tenant_id=tenant_id).first()
+    if program is not None:
+        return program
+    try:
+        with transaction.atomic():
+            program = LoyaltyProgram.objects.create(tenant_id=tenant_id)
+            LoyaltyTier.objects.bulk_create(
+                LoyaltyTier(
+                    tenant_id=tenant_id,
+                    program=program,
+                    code=code,
+                    name=name,
+                    threshold=threshold,
+                    earn_multiplier=multiplier,
+                )
+                for code, name, threshold, multiplier in DEFAULT_TIERS
+            )
+            return program
+    except IntegrityError:
+        return LoyaltyProgram.objects.get(tenant_id=tenant_id)
+
+
+PROGRAM_FIELDS = (
+    "name",
+    "earn_rate",
+    "earn_rounding",
+    "redemption_points_per_unit",
+    "min_redemption_points",
+    "max_redemption_share",
+    "pending_days",
+    "expiry_months",
+    "qualifying_window_months",
+    "review_period_months",
+    "downgrade_policy",
+    "negative_balance_policy",
+    "bonus_points_qualify",
+)
+
+
+def validate_program(values: dict[str, Any]) -> None:
+    """Refuse settings the program cannot run with (the database checks most of them again)."""
+
+    def bad(field_name: str, message: str) -> InvalidProgram:
+        return InvalidProgram(f"{field_name}: {message}", field=field_name)
+
+    if Decimal(values["earn_rate"]) <= 0:
+        raise bad("earn_rate", "must be greater than zero")
+    if values["earn_rounding"] not in EarnRounding.values:
+        raise bad("earn_rounding", f"must be one of {', '.join(EarnRounding.values)}")
+    if int(values["redemption_points_per_unit"]) < 1:
+        raise bad("redemption_points_per_unit", "must be at least 1")
+    if int(values["min_redemption_points"]) < 0:
+        raise bad("min_redemption_points", "must not be negative")
+    share = Decimal(values["max_redemption_share"])
+    if not Decimal("0") < share <= Decimal("1"):
+        raise bad("max_redemption_share", "must be greater than 0 and at most 1")
+    if int(values["pending_days"]) < 0 or int(values["pending_days"]) > 365:
+        raise bad("pending_days", "must be between 0 and 365")
+    if values["expiry_months"] is not None and not 1 <= int(values["expiry_months"]) <= 120:
+        raise bad("expiry_months", "must be between 1 and 120, or empty for never")
+    for name in ("qualifying_window_months", "review_period_months"):
+        if not 1 <= int(values[name]) <= 120:
+            raise bad(name, "must be between 1 and 120")
+    if values["downgrade_policy"] not in DowngradePolicy.values:
+        raise bad("downgrade_policy", f"must be one of {', '.join(DowngradePolicy.values)}")
+    if values["negative_balance_policy"] not in NegativeBalancePolicy.values:
+        raise bad("negative_balance_policy", f"must be one of {', '.join(NegativeBalancePolicy.values)}")
+
+
+def validate_tiers(tiers: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """All four tiers, Bronze at 0, thresholds strictly rising with the rank, multipliers of at least 1."""
+    by_code = {t["code"]: t for t in tiers}
+    if set(by_code) != set(TIER_ORDER):
+        raise InvalidProgram(f"tiers: give exactly {', '.join(TIER_ORDER)}", field="tiers")
+    ordered = [by_code[code] for code in TIER_ORDER]
+    if int(ordered[0]["threshold"]) != 0:
+        raise InvalidProgram(f"tiers: {TIER_ORDER[0]} must have threshold 0", field="tiers")
+    for lower, higher in itertools.pairwise(ordered):
+        if int(higher["threshold"]) <= int(lower["threshold"]):
+            raise InvalidProgram("tiers: thresholds must rise with the tier", field="tiers")
+    for tier in ordered:
+        if Decimal(str(tier["earn_multiplier"])) < 1:
+            raise InvalidProgram("tiers: earn_multiplier must be at least 1", field="tiers")
+    return ordered
+
+
+@transaction.atomic
+def program_update(
+    *, tenant_id: str, data: dict[str, Any], tiers: list[dict[str, Any]] | None = None, actor: str = ""
+) -> LoyaltyProgram:
+    """Change the program (and its tiers); accounts follow a change of the negative-balance policy."""
+    program = program_ensure(tenant_id)
+    program = LoyaltyProgram.objects.select_for_update().get(pk=program.pk)
+    unknown = set(data) - set(PROGRAM_FIELDS)
+    if unknown:
+        raise InvalidProgram(f"Unknown fields: {', '.join(sorted(unknown))}", fields=sorted(unknown))
+    values = {name: data.get(name, getattr(program, name)) for name in PROGRAM_FIELDS}
+    validate_program(values)
+    old_policy = program.negative_balance_policy
+    for name, value in values.items():
+        setattr(program, name, value)
+    program.save()
+    if tiers is not None:
+        current = {t.code: t for t in program.tiers.all()}
+        merged = [
+            {
+                "code": code,
+                "name": tier.name,
+                "threshold": tier.threshold,
+                "earn_multiplier": tier.earn_multiplier,
+                "benefits": tier.benefits,
+            }
+            for code, tier in current.items()
+        ]
+        by_code = {t["code"]: t for t in merged}
+        for change in tiers:
+            if change.get("code") not in TIER_ORDER:
+                raise InvalidProgram(f"tiers: unknown tier {change.get('code')!r}", field="tiers")
+            by_code.setdefault(change["code"], {"code": change["code"], "name": change["code"].title()})
+            by_code[change["code"]].update({k: v for k, v in change.items() if v is not None})
+        for tier_values in validate_tiers(by_code.values()):
+            LoyaltyTier.objects.update_or_create(
+                program=program,
+                code=tier_values["code"],
+                defaults={
+                    "tenant_id": tenant_id,
+                    "name": tier_values.get("name") or tier_values["code"].title(),
+                    "threshold": int(tier_values["threshold"]),
+                    "earn_multiplier": Decimal(str(tier_values["earn_multiplier"])),
+                    "benefits": tier_values.get("benefits") or "",
+                },
+            )
+    if program.negative_balance_policy != old_policy:
+        account_sync_negative_policy(program=program)
+    return program
+
+
+def account_sync_negative_policy(*, program: LoyaltyProgram) -> int:
+    """Copy the policy into every account (so the database can check it); a negative account keeps the flag."""
+    ids = list(
+        LoyaltyAccount.objects.select_for_update()
+        .filter(tenant_id=program.tenant_id)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    qs = LoyaltyAccount.objects.filter(pk__in=ids)
+    if program.allows_negative:
+        return qs.update(allow_negative=True)
+    return qs.filter(available__gte=0).update(allow_negative=False)
+
+
+# --- Accounts -------------------------------------------------------------------------------------------------
+@dataclass
+class _Ctx:
+    """What one locked operation works with."""
+
+    customer: Customer
+    program: LoyaltyProgram
+    tiers: list[LoyaltyTier]
+    account: LoyaltyAccount
+    now: datetime
+    actor: str
+    source: str
+    operation: LoyaltyOperation | None = None
+    tier_changes: list[TierChange] = field(default_factory=list)
+    starting_tier: str = ""
+
+    def tier(self, code: str) -> LoyaltyTier:
+        return next(t for t in self.tiers if t.code == code)
+
+
+def _lock(
+    customer: Customer,
+    *,
+    actor: str,
+    source: str,
+    operation: LoyaltyOperation | None = None,
+    mature: bool = True,
+) -> _Ctx:
+    """Lock the customer's account (creating it the first time) and bring it up to date with the clock."""
+    program = program_ensure(customer.tenant_id)
+    tiers = program_tiers(program)
+    LoyaltyAccount.objects.bulk_create(
+        [
+            LoyaltyAccount(
+                tenant_id=customer.tenant_id,
+                customer=customer,
+                allow_negative=program.allows_negative,
+                tier=tiers[0].code,
+                earned_tier=tiers[0].code,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+    account = LoyaltyAccount.objects.select_for_update().get(customer_id=customer.pk)
+    ctx = _Ctx(
+        customer=customer,
+        program=program,
+        tiers=tiers,
+        account=account,
+        now=clock.now(),
+        actor=actor,
+        source=source,
+        operation=operation,
+        starting_tier=account.tier,
+    )
+    if mature:
+        _mature(ctx)
+    return ctx
+
+
+def _save_account(ctx: _Ctx) -> None:
+    account = ctx.account
+    # In a program without negative balances the flag can only stay on for an account still negative from
+    # before a policy change, so the database keeps refusing every new negative balance.
+    account.allow_negative = ctx.program.allows_negative or (account.allow_negative and account.available < 0)
+    account.save(
+        update_fields=[
+            "available",
+            "allow_negative",
+            "pending",
+            "lifetime_earned",
+            "redeemed",
+            "expired",
+            "adjusted",
+            "unrecovered",
+            "qualifying_points",
+            "qualifying_as_of",
+            "tier",
+            "earned_tier",
+            "tier_override",
+            "tier_override_expires_at",
+            "tier_review_at",
+            "tier_changed_at",
+            "updated_at",
+        ]
+    )
+
+
+def _new_txn(ctx: _Ctx, type_: str, points: int, **fields: Any) -> LoyaltyTransaction:
+    fields.setdefault("effective_at", ctx.now)
+    return LoyaltyTransaction(
+        tenant_id=ctx.account.tenant_id,
+        account=ctx.account,
+        customer_id=ctx.account.customer_id,
+        operation=ctx.operation,
+        type=type_,
+        points=points,
+        source=ctx.source,
+        actor=ctx.actor[:200],
+        created_at=ctx.now,
+        **fields,
+    )
+
+
+def _save_txn(ctx: _Ctx, txn: LoyaltyTransaction) -> LoyaltyTransaction:
+    txn.balance_after = ctx.account.available
+    txn.pending_after = ctx.account.pending
+    txn.tier_after = ctx.account.tier
+    txn.save(force_insert=True)
+    return txn
+
+
+def _allocate(ctx: _Ctx, txn: LoyaltyTransaction, award: PointsAward, points: int) -> None:
+    """Move `points` out of (> 0) or back into (< 0) an award, recording the allocation."""
+    award.remaining -= points
+    award.save(update_fields=["remaining"])
+    AwardAllocation.objects.create(tenant_id=award.tenant_id, transaction=txn, award=award, points=points)
+
+
+def _spendable_awards(ctx: _Ctx) -> list[PointsAward]:
+    """Available awards with points left, soonest-expiring first (never-expiring last)."""
+    return list(
+        PointsAward.objects.filter(
+            account=ctx.account, status=AwardStatus.AVAILABLE, remaining__gt=0
+        ).order_by(F("expires_at").asc(nulls_last=True), "transaction__seq")
+    )
+
+
+def _draw(ctx: _Ctx, txn: LoyaltyTransaction, points: int, *, first: PointsAward | None = None) -> int:
+    """Take up to `points` from available awards, soonest-expiring first; returns how many were there."""
+    awards = _spendable_awards(ctx)
+    if first is not None and first.status == AwardStatus.AVAILABLE:
+        awards = [a for a in awards if a.pk == first.pk] + [a for a in awards if a.pk != first.pk]
+    taken = 0
+    for award in awards:
+        if taken >= points:
+            break
+        n = min(award.remaining, points - taken)
+        _allocate(ctx, txn, award, n)
+        taken += n
+    return taken
+
+
+def _new_award(
+    ctx: _Ctx, txn: LoyaltyTransaction, points: int, *, pending: bool, qualifying: int
+) -> PointsAward:
+    return PointsAward.objects.create(
+        tenant_id=ctx.account.tenant_id,
+        account=ctx.account,
+        transaction=txn,
+        points=points,
+        remaining=points,
+        qualifying_points=qualifying,
+        status=AwardStatus.PENDING if pending else AwardStatus.AVAILABLE,
+        release_at=ctx.now + timedelta(days=ctx.program.pending_days) if pending else None,
+        expires_at=txn.expires_at,
+        created_at=ctx.now,
+    )
+
+
+def _award_expiry(ctx: _Ctx) -> datetime | None:
+    months = ctx.program.expiry_months
+    return add_months(ctx.now, months) if months else None
+
+
+# --- Maturing: release pending, expire ------------------------------------------------------------------------
+def _mature(ctx: _Ctx) -> None:
+    released = _release_due(ctx)
+    _expire_due(ctx)
+    account = ctx.account
+    override_ended = (
+        account.tier_override_expires_at is not None and account.tier_override_expires_at <= ctx.now
+    )
+    if released or override_ended:
+        _refresh_qualifying(ctx)
+        _evaluate_tier(ctx, review=False)
+        _save_account(ctx)
+
+
+def _release_due(ctx: _Ctx) -> int:
+    """Pending awards whose return window has passed become spendable (and start counting toward the tier)."""
+    due = list(
+        PointsAward.objects.filter(
+            account=ctx.account, status=AwardStatus.PENDING, release_at__lte=ctx.now
+        ).order_by("release_at", "transaction__seq")
+    )
+    total = 0
+    for award in due:
+        points = award.remaining
+        award.status = AwardStatus.AVAILABLE
+        award.save(update_fields=["status"])
+        txn = _new_txn(
+            ctx,
+            TransactionType.RELEASE,
+            points,
+            pending_delta=-points,
+            available_delta=points,
+            qualifying_delta=award.qualifying_points,
+            qualifying_points=award.qualifying_points,
+            effective_at=award.created_at,
+            reference=award.transaction.reference,
+            expires_at=award.expires_at,
+            reverses=None,
+        )
+        ctx.account.pending -= points
+        # A negative balance (allowed by the program) is paid back first from the released points.
+        debt_before = max(0, -ctx.account.available)
+        ctx.account.available += points
+        _save_txn(ctx, txn)
+        repay = min(points, debt_before)
+        if repay:
+            _allocate(ctx, txn, award, repay)
+        total += points
+    if due:
+        _save_account(ctx)
+    return total
+
+
+def _expire_due(ctx: _Ctx) -> int:
+    """Awards past their date lose what is left of them, in one expire transaction."""
+    due = list(
+        PointsAward.objects.filter(
+            account=ctx.account, status=AwardStatus.AVAILABLE, remaining__gt=0, expires_at__lte=ctx.now
+        ).order_by("expires_at", "transaction__seq")
+    )
+    if not due:
+        return 0
+    total = sum(a.remaining for a in due)
+    ctx.account.available -= total
+    ctx.account.expired += total
+    txn = _save_txn(ctx, _new_txn(ctx, TransactionType.EXPIRE, total, available_delta=-total))
+    for award in due:
+        _allocate(ctx, txn, award, award.remaining)
+    _save_account(ctx)
+    customer_cache_invalidate(tenant_id=ctx.account.tenant_id, customer_id=ctx.account.customer_id)
+    return total
+
+
+# --- Tiers ----------------------------------------------------------------------------------------------------
+def _window_start(ctx: _Ctx) -> datetime:
+    return add_months(ctx.now, -ctx.program.qualifying_window_months)
+
+
+def _refresh_qualifying(ctx: _Ctx, *, unsaved_delta: int = 0) -> None:
+    """Recount the qualifying points in the rolling window (plus a transaction not yet saved)."""
+    ctx.account.qualifying_points = (
+        qualifying_points_in_window(ctx.account, start=_window_start(ctx), end=ctx.now) + unsaved_delta
+    )
+    ctx.account.qualifying_as_of = ctx.now
+
+
+def _evaluate_tier(
+    ctx: _Ctx,
+    *,
+    review: bool,
+    returned_earn: LoyaltyTransaction | None = None,
+    override_rule: str | None = None,
+    reason: str = "",
+) -> TierChange | None:
+    """Apply the program's tier rules to the account (caller refreshed the qualifying points and saves).
+
+    Upgrades happen as soon as qualifying points reach a threshold. Downgrades happen only at a review (per the
+    downgrade policy) or when a return takes back the points that earned the tier. The earned tier is kept apart
+    from a manual override, so an override never becomes a floor: when it ends, the earned tier shows again.
+    """
+    account = ctx.account
+    tiers = ctx.tiers
+    qualifying = account.qualifying_points
+    qualified = qualified_tier(tiers, qualifying)
+    earned = ctx.tier(account.earned_tier)
+    new_earned = earned
+    rule = override_rule or ""
+    policy = ctx.program.downgrade_policy
+    review_due = account.tier_review_at is not None and account.tier_review_at <= ctx.now
+    next_review = add_months(ctx.now, ctx.program.review_period_months)
+
+    if tier_rank(qualified.code) > tier_rank(earned.code):
+        new_earned = qualified
+        rule = rule or TierRule.THRESHOLD_REACHED
+        account.tier_review_at = next_review
+    elif returned_earn is not None and tier_rank(qualified.code) < tier_rank(earned.code):
+        first_upgrade = (
+            TierChange.objects.filter(
+                account=account, rule=TierRule.THRESHOLD_REACHED, created_at__gte=returned_earn.created_at
+            )
+            .order_by("created_at", "id")
+            .first()
+        )
+        if first_upgrade is not None:
+            floor = first_upgrade.old_earned_tier
+            new_earned = ctx.tier(floor if tier_rank(floor) > tier_rank(qualified.code) else qualified.code)
+            rule = TierRule.PURCHASE_RETURNED
+    elif review and review_due:
+        if tier_rank(qualified.code) >= tier_rank(earned.code) or policy == DowngradePolicy.NEVER:
+            account.tier_review_at = next_review
+        elif policy == DowngradePolicy.ONE_TIER:
+            new_earned = tiers[max(tier_rank(earned.code) - 1, tier_rank(qualified.code))]
+            rule = TierRule.REVIEW_ONE_TIER_DOWN
+            account.tier_review_at = next_review
+        else:
+            new_earned = qualified
+            rule = TierRule.REVIEW_RECALCULATED
+            account.tier_review_at = next_review
+    if tier_rank(new_earned.code) == 0:
+        account.tier_review_at = None
+
+    if (
+        not override_rule
+        and account.tier_override
+        and account.tier_override_expires_at is not None
+        and account.tier_override_expires_at <= ctx.now
+    ):
+        account.tier_override = ""
+        account.tier_override_expires_at = None
+        if not rule or new_earned.code == earned.code:
+            rule = TierRule.OVERRIDE_EXPIRED
+    old_tier, old_earned = account.tier, account.earned_tier
+    account.earned_tier = new_earned.code
+    account.tier = account.tier_override or new_earned.code
+    if account.tier == old_tier and account.earned_tier == old_earned and not override_rule:
+        return None
+    shown = ctx.tier(account.tier)
+    window_start = _window_start(ctx)
+    text = reason or (
+        f"{qualifying} qualifying points from {window_start:%Y-%m-%d} to {ctx.now:%Y-%m-%d}; "
+        f"{shown.name} needs {shown.threshold}; downgrade policy {policy}"
+    )
+    change = TierChange.objects.create(
+        tenant_id=account.tenant_id,
+        account=account,
+        customer_id=account.customer_id,
+        old_tier=old_tier,
+        new_tier=account.tier,
+        old_earned_tier=old_earned,
+        new_earned_tier=account.earned_tier,
+        rule=rule or TierRule.THRESHOLD_REACHED,
+        qualifying_points=qualifying,
+        window_start=window_start,
+        window_end=ctx.now,
+        threshold=shown.threshold,
+        reason=text[:500],
+        actor=ctx.actor[:200],
+        created_at=ctx.now,
+    )
+    if account.tier != old_tier:
+        account.tier_changed_at = ctx.now
+        ctx.tier_changes.append(change)
+    return change
+
+
+def _finish(ctx: _Ctx) -> None:
+    """Record the tier events and drop the customer cache once the operation's changes are made."""
+    for change in ctx.tier_changes:
+        upgraded = tier_rank(change.new_tier) > tier_rank(change.old_tier)
+        outbox_record(
+            tenant_id=ctx.account.tenant_id,
+            event_type="loyalty.tier.upgraded" if upgraded else "loyalty.tier.downgraded",
+            data={
+                "customer_id": str(ctx.account.customer_id),
+                "previous_tier": change.old_tier,
+                "tier": change.new_tier,
+                "rule": change.rule,
+                "qualifying_points": change.qualifying_points,
+                "window_start": change.window_start,
+                "window_end": change.window_end,
+                "reason": change.reason,
+            },
+            aggregate_id=str(ctx.account.customer_id),
+        )
+    ctx.tier_changes.clear()
+    customer_cache_invalidate(tenant_id=ctx.account.tenant_id, customer_id=ctx.account.customer_id)
+
+
+def _result(
+    ctx: _Ctx, txn: LoyaltyTransaction | None, *, points: int, discount: Decimal, **extra: Any
+) -> dict:
+    return LoyaltyResult(
+        transaction_id=txn.pk if txn is not None else None,
+        points=points,
+        points_balance=ctx.account.available,
+        discount_amount=discount,
+        currency=_tenant(ctx.customer).currency,
+        tier=ctx.account.tier,
+        previous_tier=ctx.starting_tier,
+        tier_changed=ctx.account.tier != ctx.starting_tier,
+        pending_balance=ctx.account.pending,
+        **extra,
+    ).as_json()
+
+
+# --- Earn -----------------------------------------------------------------------------------------------------
+@transaction.atomic
+def points_earn(
+    *,
+    customer: Customer,
+    idempotency_key: str,
+    purchase_amount: Decimal | None = None,
+    points: int | None = None,
+    currency: str | None = None,
+    reference: str = "",
+    items: list[dict] | None = None,
+    source: str = "api",
+    actor: str = "",
+    qualifying: bool | None = None,
+) -> LoyaltyResult:
+    """Award points for a purchase (rate x tier multiplier, floored) or explicit bonus points, once per key."""
+    if (purchase_amount is None) == (points is None):
+        raise InvalidEarnRequest()
+    key = _check_key(idempotency_key)
+    amount = parse_amount(purchase_amount, field="purchase_amount") if purchase_amount is not None else None
+    bonus = _check_points(points) if points is not None else None
+    tenant = _tenant(customer)
+    currency = check_currency(currency, tenant_currency=tenant.currency)
+    reference = _check_reference(reference)
+    normalized_items = _normalize_items(items)
+    payload = {
+        "purchase_amount": str(amount) if amount is not None else None,
+        "points": bonus,
+        "currency": currency,
+        "reference": reference,
+        "items": normalized_items,
+        "qualifying": qualifying,
+    }
+
+    def work(operation: LoyaltyOperation) -> dict[str, Any]:
+        ctx = _lock(customer, actor=actor, source=source, operation=operation)
+        program = ctx.program
+        if amount is not None:
+            multiplier = ctx.tier(ctx.account.tier).earn_multiplier
+            earned = earn_points(
+                amount, rate=program.earn_rate, multiplier=multiplier, rounding=program.earn_rounding
+            )
+            # Tier thresholds count spend, not the tier's own bonus.
+            qualifying_points = earn_points(
+                amount, rate=program.earn_rate, multiplier=Decimal(1), rounding=program.earn_rounding
+            )
+        else:
+            multiplier = None
+            earned = int(bonus or 0)
+            counts = program.bonus_points_qualify if qualifying is None else qualifying
+            qualifying_points = earned if counts else 0
+        pending = program.pending_days > 0 and earned > 0
+        txn = _new_txn(
+            ctx,
+            TransactionType.EARN,
+            earned,
+            available_delta=0 if pending else earned,
+            pending_delta=earned if pending else 0,
+            qualifying_delta=0 if pending else qualifying_points,
+            qualifying_points=qualifying_points,
+            purchase_amount=amount,
+            currency=currency,
+            multiplier=multiplier,
+            expires_at=_award_expiry(ctx) if earned else None,
+            reference=reference,
+            idempotency_key=key,
+        )
+        debt_before = max(0, -ctx.account.available)
+        ctx.account.lifetime_earned += earned
+        if pending:
+            ctx.account.pending += earned
+        else:
+            ctx.account.available += earned
+        if txn.qualifying_delta:
+            _refresh_qualifying(ctx, unsaved_delta=txn.qualifying_delta)
+            _evaluate_tier(ctx, review=False)
+        _save_txn(ctx, txn)
+        if earned:
+            award = _new_award(ctx, txn, earned, pending=pending, qualifying=qualifying_points)
+            repay = 0 if pending else min(earned, debt_before)
+            if repay:
+                _allocate(ctx, txn, award, repay)
+        _save_account(ctx)
+        rewards = _stamps_from_items(ctx, normalized_items, reference=reference) if normalized_items else 0
+        if earned:
+            outbox_record(
+                tenant_id=customer.tenant_id,
+                event_type="loyalty.points.earned",
+                data={
+                    "customer_id": str(customer.pk),
+                    "transaction_id": str(txn.pk),
+                    "points": earned,
+                    "pending": pending,
+                    "points_balance": ctx.account.available,
+                    "pending_balance": ctx.account.pending,
+                    "purchase_amount": amount,
+                    "currency": currency,
+                    "reference": reference,
+                    "source": source,
+                    "tier": ctx.account.tier,
+                    "expires_at": txn.expires_at,
+                },
+                aggregate_id=str(customer.pk),
+            )
+        _finish(ctx)
+        return _result(ctx, txn, points=earned, discount=Decimal("0.00"), stamp_rewards_issued=rewards)
+
+    result, replayed = _run_idempotent(
+        customer=customer, kind=OperationKind.EARN, key=key, payload=payload, work=work
+    )
+    return LoyaltyResult.from_json(result, replayed=replayed)
+
+
+# --- Redeem ---------------------------------------------------------------------------------------------------
+def _check_redemption(program: LoyaltyProgram, points: int, available: int, amount: Decimal | None) -> None:
+    if points < program.min_redemption_points:
+        raise BelowMinimumRedemption(minimum=program.min_redemption_points, requested=points)
+    if amount is not None:
+        most = max_points_for_purchase(
+            amount, share=program.max_redemption_share, points_per_unit=program.redemption_points_per_unit
+        )
+        if points > most:
+            raise RedemptionExceedsPurchaseShare(
+                maximum_points=most, requested=points, max_share=str(program.max_redemption_share)
+            )
+    if points > available:
+        raise InsufficientPoints(available=max(available, 0), requested=points)
+
+
+@transaction.atomic
+def points_redeem(
+    *,
+    customer: Customer,
+    idempotency_key: str,
+    points: int,
+    reference: str = "",
+    dry_run: bool = False,
+    actor: str = "",
+    purchase_amount: Decimal | None = None,
+    source: str = "api",
+) -> LoyaltyResult:
+    """Spend points for a discount, drawing on the soonest-expiring awards; `dry_run` quotes and writes nothing."""
+    points = _check_points(points)
+    reference = _check_reference(reference)
+    amount = parse_amount(purchase_amount, field="purchase_amount") if purchase_amount is not None else None
+    tenant = _tenant(customer)
+    if dry_run:
+        program = program_get(customer.tenant_id)
+        account = LoyaltyAccount.objects.filter(customer_id=customer.pk).first()
+        available = spendable_points(account, now=clock.now()) if account else 0
+        _check_redemption(program, points, available, amount)
+        tier = account.tier if account else program_tiers(program)[0].code
+        return LoyaltyResult(
+            transaction_id=None,
+            points=points,
+            points_balance=available - points,
+            discount_amount=discount_for(points, points_per_unit=program.redemption_points_per_unit),
+            currency=tenant.currency,
+            tier=tier,
+            previous_tier=tier,
+            tier_changed=False,
+            pending_balance=account.pending if account else 0,
+        )
+    key = _check_key(idempotency_key)
+    payload = {
+        "points": points,
+        "reference": reference,
+        "purchase_amount": str(amount) if amount is not None else None,
+    }
+
+    def work(operation: LoyaltyOperation) -> dict[str, Any]:
+        ctx = _lock(customer, actor=actor, source=source, operation=operation)
+        _check_redemption(ctx.program, points, ctx.account.available, amount)
+        discount = discount_for(points, points_per_unit=ctx.program.redemption_points_per_unit)
+        txn = _new_txn(
+            ctx,
+            TransactionType.REDEEM,
+            points,
+            available_delta=-points,
+            discount_amount=discount,
+            purchase_amount=amount,
+            currency=tenant.currency,
+            reference=reference,
+            idempotency_key=key,
+        )
+        ctx.account.available -= points
+        ctx.account.redeemed += points
+        _save_txn(ctx, txn)
+        drawn = _draw(ctx, txn, points)
+        if drawn != points:  # pragma: no cover - the awards always hold the available balance
+            raise RuntimeError(f"Awards held {drawn} points, the account {points + ctx.account.available}")
+        _save_account(ctx)
+        outbox_record(
+            tenant_id=customer.tenant_id,
+            event_type="loyalty.points.redeemed",
+            data={
+                "customer_id": str(customer.pk),
+                "transaction_id": str(txn.pk),
+                "points": points,
+                "discount_amount": discount,
+                "currency": tenant.currency,
+                "points_balance": ctx.account.available,
+                "reference": reference,
+                "source": source,
+            },
+            aggregate_id=str(customer.pk),
+        )
+        _finish(ctx)
+        return _result(ctx, txn, points=points, discount=discount)
+
+    result, replayed = _run_idempotent(
+        customer=customer, kind=OperationKind.REDEEM, key=key, payload=payload, work=work
+    )
+    return LoyaltyResult.from_json(result, replayed=replayed)
+
+
+# --- Reverse (returns and refunds) ----------------------------------------------------------------------------
+@transaction.atomic
+def points_reverse(
+    *,
+    customer: Customer,
+    idempotency_key: str,
+    reference: str,
+    amount: Decimal | None = None,
+    purchase_amount: Decimal | None = None,
+    reason: str = "",
+    source: str = "api",
+    actor: str = "",
+) -> ReversalResult:
+    """Reverse a purchase fully (no amount) or partly: take back earned points in proportion, give back points
+    it was paid with, take back its stamps. Cumulative, so the same purchase is never reversed twice."""
+    key = _check_key(idempotency_key)
+    reference = _check_reference(reference)
+    if not reference:
+        raise InvalidInput("A reversal needs the purchase's reference.", code="invalid_reference")
+    returned = parse_amount(amount, field="amount") if amount is not None else None
+    base_given = (
+        parse_amount(purchase_amount, field="purchase_amount") if purchase_amount is not None else None
+    )
+    payload = {
+        "reference": reference,
+        "amount": str(returned) if returned is not None else None,
+        "purchase_amount": str(base_given) if base_given is not None else None,
+    }
+
+    def work(operation: LoyaltyOperation) -> dict[str, Any]:
+        ctx = _lock(customer, actor=actor, source=source, operation=operation)
+        return _reverse(ctx, reference=reference, returned=returned, base_given=base_given, reason=reason)
+
+    result, replayed = _run_idempotent(
+        customer=customer, kind=OperationKind.REVERSE, key=key, payload=payload, work=work
+    )
+    return ReversalResult.from_json(result, replayed=replayed)
+
+
+def _reverse(
+    ctx: _Ctx, *, reference: str, returned: Decimal | None, base_given: Decimal | None, reason: str
+) -> dict[str, Any]:
+    account = ctx.account
+    txns = LoyaltyTransaction.objects.filter(account=account, reference=reference)
+    earns = list(txns.filter(type=TransactionType.EARN).order_by("seq"))
+    redeems = list(txns.filter(type=TransactionType.REDEEM).order_by("seq"))
+    stamp_cards = _stamp_cards_for_reference(ctx, reference)
+    if not earns and not redeems and not stamp_cards:
+        raise NothingToReverse(
+            f"Nothing was earned or redeemed with reference {reference!r}.", reference=reference
+        )
+    earn_amounts = [e.purchase_amount for e in earns if e.purchase_amount is not None]
+    redeem_amounts = [r.purchase_amount for r in redeems if r.purchase_amount is not None]
+    base = base_given or (sum(earn_amounts, Decimal(0)) if earn_amounts else None)
+    base = base or (sum(redeem_amounts, Decimal(0)) if redeem_amounts else None)
+    prior = list(PurchaseReversal.objects.filter(account=account, reference=reference))
+    if any(p.full for p in prior):
+        raise NothingToReverse(f"The purchase {reference!r} was already reversed.", reference=reference)
+    returned_before = sum((p.amount or Decimal(0) for p in prior), Decimal(0))
+    if returned is None:
+        full = True
+        returned_total = base if base is not None else Decimal(0)
+    else:
+        if base is None:
+            raise PurchaseAmountUnknown(reference=reference)
+        returned_total = returned_before + returned
+        if returned_total > base:
+            raise ReversalExceedsPurchase(
+                purchase_amount=str(base), already_returned=str(returned_before), requested=str(returned)
+            )
+        full = returned_total == base
+
+    def target(total: int) -> int:
+        if full or base is None:
+            return total
+        return proportional_take(total, base=base, returned=returned_total)
+
+    txn_ids: list[str] = []
+    taken = unrecovered = given_back = 0
+    first_returned_earn: LoyaltyTransaction | None = None
+    qualifying_changed = False
+    for earn in earns:
+        already = list(earn.reversals.all())
+        take = target(earn.points) - sum(r.points for r in already)
+        take_q = target(earn.qualifying_points) - sum(r.qualifying_points for r in already)
+        if take <= 0 and take_q <= 0:
+            continue
+        txn, missing = _reverse_earn(ctx, earn, max(take, 0), max(take_q, 0), reason=reason)
+        txn_ids.append(str(txn.pk))
+        taken += txn.points
+        unrecovered += missing
+        qualifying_changed = qualifying_changed or txn.qualifying_delta != 0
+        first_returned_earn = first_returned_earn or earn
+    for redeem in redeems:
+        give = target(redeem.points) - sum(r.points for r in redeem.reversals.all())
+        if give <= 0:
+            continue
+        txn = _reverse_redeem(ctx, redeem, give, reason=reason)
+        txn_ids.append(str(txn.pk))
+        given_back += give
+    stamps = 0
+    for card in stamp_cards:
+        stamps += _reverse_stamps(ctx, card, reference=reference, target=target)
+    assert ctx.operation is not None
+    PurchaseReversal.objects.create(
+        tenant_id=account.tenant_id,
+        account=account,
+        operation=ctx.operation,
+        reference=reference,
+        full=full,
+        amount=returned if returned is not None else (base - returned_before if base is not None else None),
+        base_amount=base,
+        reason=reason[:500],
+        created_at=ctx.now,
+    )
+    if qualifying_changed:
+        _refresh_qualifying(ctx)
+        _evaluate_tier(ctx, review=False, returned_earn=first_returned_earn)
+    # Points given back to awards whose date has passed expire now, as those awards' other points did.
+    _expire_due(ctx)
+    _save_account(ctx)
+    _finish(ctx)
+    return ReversalResult(
+        reference=reference,
+        points_reversed=taken,
+        points_unrecovered=unrecovered,
+        points_returned=given_back,
+        stamps_reversed=stamps,
+        points_balance=account.available,
+        pending_balance=account.pending,
+        tier=account.tier,
+        previous_tier=ctx.starting_tier,
+        tier_changed=account.tier != ctx.starting_tier,
+        transaction_ids=txn_ids,
+    ).as_json()
+
+
+def _reverse_earn(
+    ctx: _Ctx, earn: LoyaltyTransaction, take: int, take_q: int, *, reason: str
+) -> tuple[LoyaltyTransaction, int]:
+    """Take back `take` points of an earn: from its own award first, then other points; the program's
+    negative-balance policy decides about points already spent."""
+    account = ctx.account
+    award = PointsAward.objects.filter(transaction=earn).first()
+    is_pending = award is not None and award.status == AwardStatus.PENDING
+    counted = not is_pending
+    txn = _new_txn(
+        ctx,
+        TransactionType.REVERSE_EARN,
+        take,
+        reverses=earn,
+        reference=earn.reference,
+        reason=reason[:500],
+        qualifying_points=take_q,
+        qualifying_delta=-take_q if counted else 0,
+        effective_at=earn.effective_at,
+        purchase_amount=None,
+        currency=earn.currency,
+    )
+    account.lifetime_earned -= take
+    missing = 0
+    if is_pending:
+        assert award is not None
+        txn.pending_delta = -take
+        account.pending -= take
+        _save_txn(ctx, txn)
+        if take:
+            _allocate(ctx, txn, award, take)
+    else:
+        # The available awards hold exactly the available balance (nothing when it is negative).
+        taken = min(take, max(account.available, 0))
+        shortfall = take - taken
+        if shortfall and ctx.program.allows_negative:
+            delta = -take
+        else:
+            delta = -taken
+            missing = shortfall
+        account.available += delta
+        account.unrecovered += missing
+        txn.available_delta = delta
+        txn.unrecovered_points = missing
+        _save_txn(ctx, txn)
+        if taken:
+            _redraw(ctx, txn, taken, first=award)
+    if award is not None and take_q:
+        award.refresh_from_db(fields=["remaining"])
+        award.qualifying_points = max(award.qualifying_points - take_q, 0)
+        award.save(update_fields=["qualifying_points"])
+    return txn, missing
+
+
+def _redraw(ctx: _Ctx, txn: LoyaltyTransaction, points: int, *, first: PointsAward | None) -> None:
+    drawn = _draw(ctx, txn, points, first=first)
+    if drawn != points:  # pragma: no cover
+        raise RuntimeError("The awards changed under the account lock")
+
+
+def _reverse_redeem(ctx: _Ctx, redeem: LoyaltyTransaction, give: int, *, reason: str) -> LoyaltyTransaction:
+    """Give `give` points of a redemption back to exactly the awards it drew from (latest-expiring first)."""
+    account = ctx.account
+    txn = _new_txn(
+        ctx,
+        TransactionType.REVERSE_REDEEM,
+        give,
+        available_delta=give,
+        reverses=redeem,
+        reference=redeem.reference,
+        reason=reason[:500],
+        discount_amount=discount_for(give, points_per_unit=ctx.program.redemption_points_per_unit),
+        currency=redeem.currency,
+    )
+    account.redeemed -= give
+    debt_before = max(0, -account.available)
+    account.available += give
+    _save_txn(ctx, txn)
+    drawn = list(redeem.allocations.select_related("award").order_by("id"))
+    given: dict[Any, int] = {}
+    for reversal in redeem.reversals.exclude(pk=txn.pk):
+        for alloc in reversal.allocations.all():
+            if alloc.points < 0:
+                given[alloc.award_id] = given.get(alloc.award_id, 0) - alloc.points
+    left = give
+    credited: list[PointsAward] = []
+    for alloc in reversed(drawn):
+        if left == 0:
+            break
+        room = alloc.points - given.get(alloc.award_id, 0)
+        n = min(room, left)
+        if n <= 0:
+            continue
+        given[alloc.award_id] = given.get(alloc.award_id, 0) + n
+        award = PointsAward.objects.get(pk=alloc.award_id)
+        _allocate(ctx, txn, award, -n)
+        credited.append(award)
+        left -= n
+    # A negative balance (allowed by the program) is paid back first from what came back.
+    repay = min(give, debt_before)
+    for award in credited:
+        if repay == 0:
+            break
+        n = min(award.remaining, repay)
+        _allocate(ctx, txn, award, n)
+        repay -= n
+    return txn
+
+
+# --- Adjust ---------------------------------------------------------------------------------------------------
+@transaction.atomic
+def points_adjust(
+    *, customer: Customer, idempotency_key: str, points: int, reason: str, actor: str, source: str = "admin"
+) -> LoyaltyResult:
+    """A staff correction, positive or negative, with its reason on the ledger (the door checks permission).
+    It never counts toward a tier."""
+    key = _check_key(idempotency_key)
+    points = _check_points(points, allow_negative=True)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReasonRequired(field="reason")
+
+    def work(operation: LoyaltyOperation) -> dict[str, Any]:
+        ctx = _lock(customer, actor=actor, source=source, operation=operation)
+        account = ctx.account
+        if points < 0 and -points > account.available:
+            raise InsufficientPoints(available=max(account.available, 0), requested=-points)
+        txn = _new_txn(
+            ctx,
+            TransactionType.ADJUST,
+            abs(points),
+            available_delta=points,
+            reason=reason[:500],
+            idempotency_key=key,
+            expires_at=_award_expiry(ctx) if points > 0 else None,
+        )
+        account.adjusted += points
+        if points > 0:
+            debt_before = max(0, -account.available)
+            account.available += points
+            _save_txn(ctx, txn)
+            award = _new_award(ctx, txn, points, pending=False, qualifying=0)
+            repay = min(points, debt_before)
+            if repay:
+                _allocate(ctx, txn, award, repay)
+        else:
+            account.available += points
+            _save_txn(ctx, txn)
+            _redraw(ctx, txn, -points, first=None)
+        _save_account(ctx)
+        _finish(ctx)
+        return _result(ctx, txn, points=points, discount=Decimal("0.00"))
+
+    result, replayed = _run_idempotent(
+        customer=customer,
+        kind=OperationKind.ADJUST,
+        key=key,
+        payload={"points": points, "reason": reason},
+        work=work,
+    )
+    return LoyaltyResult.from_json(result, replayed=replayed)
+
+
+# --- Jobs: release, expire, review ----------------------------------------------------------------------------
+@transaction.atomic
+def points_release_pending(*, customer: Customer, actor: str = "system") -> int:
+    """Release the customer's pending points whose return window has passed; returns how many."""
+    ctx = _lock(customer, actor=actor, source="system", mature=False)
+    released = _release_due(ctx)
+    if released:
+        _refresh_qualifying(ctx)
+        _evaluate_tier(ctx, review=False)
+        _save_account(ctx)
+        _finish(ctx)
+    return released
+
+
+@transaction.atomic
+def points_expire(*, customer: Customer, actor: str = "system") -> int:
+    """Expire what is left of the customer's awards past their date; returns how many points."""
+    ctx = _lock(customer, actor=actor, source="system", mature=False)
+    _release_due(ctx)
+    expired = _expire_due(ctx)
+    _finish(ctx)
+    return expired
+
+
+@transaction.atomic
+def tier_review(*, customer: Customer, actor: str = "system") -> LoyaltyAccount:
+    """The periodic review: recount the window, apply the downgrade policy if due, end expired overrides."""
+    ctx = _lock(customer, actor=actor, source="system")
+    _refresh_qualifying(ctx)
+    _evaluate_tier(ctx, review=True)
+    _save_account(ctx)
+    _finish(ctx)
+    return ctx.account
+
+
+@transaction.atomic
+def tier_override_set(
+    *, customer: Customer, tier: str, expires_at: datetime | None, reason: str, actor: str
+) -> LoyaltyAccount:
+    """Show `tier` regardless of the rules until `expires_at` (or until cleared); the earned tier keeps moving."""
+    if tier not in TIER_ORDER:
+        raise InvalidTier(f"tier must be one of {', '.join(TIER_ORDER)}", field="tier")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReasonRequired("A tier override needs a reason.", field="reason")
+    ctx = _lock(customer, actor=actor, source="admin")
+    if expires_at is not None and expires_at <= ctx.now:
+        raise InvalidInput("expires_at must be in the future.", code="invalid_expiry", field="expires_at")
+    ctx.account.tier_override = tier
+    ctx.account.tier_override_expires_at = expires_at
+    _refresh_qualifying(ctx)
+    _evaluate_tier(ctx, review=False, override_rule=TierRule.OVERRIDE_SET, reason=f"Override: {reason}")
+    _save_account(ctx)
+    _finish(ctx)
+    return ctx.account
+
+
+@transaction.atomic
+def tier_override_clear(*, customer: Customer, reason: str, actor: str) -> LoyaltyAccount:
+    """End an override now; the tier the rules give shows again."""
+    ctx = _lock(customer, actor=actor, source="admin")
+    if not ctx.account.tier_override:
+        return ctx.account
+    ctx.account.tier_override = ""
+    ctx.account.tier_override_expires_at = None
+    _refresh_qualifying(ctx)
+    _evaluate_tier(
+        ctx,
+        review=False,
+        override_rule=TierRule.OVERRIDE_CLEARED,
+        reason=f"Override removed: {(reason or '').strip()}",
+    )
+    _save_account(ctx)
+    _finish(ctx)
+    return ctx.account
+
+
+# --- Stamp cards ----------------------------------------------------------------------------------------------
+def _lock_card(customer: Customer, rule: StampRule) -> StampCard:
+    StampCard.objects.bulk_create(
+        [StampCard(tenant_id=customer.tenant_id, customer=customer, rule=rule)], ignore_conflicts=True
+    )
+    return StampCard.objects.select_for_update().get(customer_id=customer.pk, rule=rule)
+
+
+def _add_stamps(
+    card: StampCard,
+    stamps: int,
+    *,
+    kind: str,
+    reference: str,
+    actor: str,
+    now: datetime,
+    operation: LoyaltyOperation | None,
+) -> list[StampReward]:
+    """Add stamps; each full card becomes one reward."""
+    rule = card.rule
+    common = {
+        "tenant_id": card.tenant_id,
+        "card": card,
+        "customer_id": card.customer_id,
+        "operation": operation,
+        "reference": reference,
+        "actor": actor[:200],
+        "created_at": now,
+    }
+    StampEntry.objects.create(kind=kind, delta=stamps, **common)
+    total = card.stamps + stamps
+    rewards = []
+    while total >= rule.stamps_per_card:
+        total -= rule.stamps_per_card
+        StampEntry.objects.create(kind=StampEntryKind.CARD_COMPLETED, delta=-rule.stamps_per_card, **common)
+        rewards.append(
+            StampReward.objects.create(
+                tenant_id=card.tenant_id, card=card, customer_id=card.customer_id, rule=rule, issued_at=now
+            )
+        )
+    card.stamps = total
+    card.lifetime_stamps += stamps
+    card.cards_completed += len(rewards)
+    card.save(update_fields=["stamps", "lifetime_stamps", "cards_completed", "updated_at"])
+    return rewards
+
+
+def _qualifying_quantity(rule: StampRule, items: list[dict[str, Any]]) -> int:
+    skus = {s.strip().lower() for s in rule.skus}
+    categories = {c.strip().lower() for c in rule.categories}
+    quantity = Decimal(0)
+    for item in items:
+        if item["sku"].lower() in skus or (item["category"] and item["category"].lower() in categories):
+            quantity += Decimal(item["quantity"])
+    return int(quantity)  # whole items only: half a coffee earns no stamp
+
+
+def _stamps_from_items(ctx: _Ctx, items: list[dict[str, Any]], *, reference: str) -> int:
+    rules = StampRule.objects.filter(tenant_id=ctx.account.tenant_id, active=True).order_by("pk")
+    issued = 0
+    for rule in rules:
+        quantity = _qualifying_quantity(rule, items)
+        if quantity <= 0:
+            continue
+        card = _lock_card(ctx.customer, rule)
+        issued += len(
+            _add_stamps(
+                card,
+                quantity,
+                kind=StampEntryKind.PURCHASE,
+                reference=reference,
+                actor=ctx.actor,
+                now=ctx.now,
+                operation=ctx.operation,
+            )
+        )
+    return issued
+
+
+def _stamp_cards_for_reference(ctx: _Ctx, reference: str) -> list[StampCard]:
+    card_ids = (
+        StampEntry.objects.filter(
+            customer_id=ctx.account.customer_id,
+            reference=reference,
+            kind__in=[StampEntryKind.PURCHASE, StampEntryKind.MANUAL],
+        )
+        .values_list("card_id", flat=True)
+        .distinct()
+    )
+    return list(StampCard.objects.select_for_update().filter(pk__in=list(card_ids)).order_by("pk"))
+
+
+def _reverse_stamps(ctx: _Ctx, card: StampCard, *, reference: str, target: Callable[[int], int]) -> int:
+    """Take back a returned purchase's stamps; a reward not yet redeemed is revoked if the stamps are needed."""
+    entries = StampEntry.objects.filter(card=card, reference=reference)
+    given = (
+        entries.filter(kind__in=[StampEntryKind.PURCHASE, StampEntryKind.MANUAL]).aggregate(s=Sum("delta"))[
+            "s"
+        ]
+        or 0
+    )
+    returns = list(entries.filter(kind=StampEntryKind.RETURN))
+    already = sum(-e.delta + e.unrecovered for e in returns)
+    need = target(given) - already
+    if need <= 0:
+        return 0
+    rule = card.rule
+    common = {
+        "tenant_id": card.tenant_id,
+        "card": card,
+        "customer_id": card.customer_id,
+        "operation": ctx.operation,
+        "reference": reference,
+        "actor": ctx.actor[:200],
+        "created_at": ctx.now,
+    }
+    if card.stamps < need:
+        rewards = list(
+            StampReward.objects.select_for_update()
+            .filter(card=card, status=StampRewardStatus.ISSUED)
+            .order_by("-issued_at", "-pk")
+        )
+        for reward in rewards:
+            if card.stamps >= need:
+                break
+            reward.status = StampRewardStatus.REVOKED
+            reward.revoked_at = ctx.now
+            reward.save(update_fields=["status", "revoked_at"])
+            StampEntry.objects.create(
+                kind=StampEntryKind.REWARD_REVOKED, delta=rule.stamps_per_card, **common
+            )
+            card.stamps += rule.stamps_per_card
+            card.cards_completed -= 1
+    taken = min(card.stamps, need)
+    StampEntry.objects.create(kind=StampEntryKind.RETURN, delta=-taken, unrecovered=need - taken, **common)
+    card.stamps -= taken
+    card.lifetime_stamps -= need
+    card.save(update_fields=["stamps", "lifetime_stamps", "cards_completed", "updated_at"])
+    return need
+
+
+def stamp_rule_get(rule_id: Any) -> StampRule:
+    try:
+        return StampRule.objects.get(pk=UUID(str(rule_id)))
+    except (StampRule.DoesNotExist, ValueError, TypeError) as exc:
+        raise StampRuleNotFound(rule_id=str(rule_id)) from exc
+
+
+@transaction.atomic
+def stamps_add(
+    *,
+    customer: Customer,
+    rule_id: Any,
+    stamps: int,
+    idempotency_key: str,
+    reference: str = "",
+    actor: str = "",
+    source: str = "api",
+) -> StampResult:
+    """Add explicit stamps to a card (a full card issues its reward), once per key."""
+    key = _check_key(idempotency_key)
+    if isinstance(stamps, bool) or not isinstance(stamps, int) or not 0 < stamps <= 1000:
+        raise InvalidStamps(field="stamps")
+    reference = _check_reference(reference)
+    rule = stamp_rule_get(rule_id)
+    if rule.tenant_id != customer.tenant_id or not rule.active:
+        raise StampRuleNotFound(rule_id=str(rule_id))
+
+    def work(operation: LoyaltyOperation) -> dict[str, Any]:
+        card = _lock_card(customer, rule)
+        rewards = _add_stamps(
+            card,
+            stamps,
+            kind=StampEntryKind.MANUAL,
+            reference=reference,
+            actor=actor,
+            now=clock.now(),
+            operation=operation,
+        )
+        return StampResult(
+            rule_id=str(rule.pk),
+            stamps_added=stamps,
+            stamps=card.stamps,
+            stamps_per_card=rule.stamps_per_card,
+            rewards_issued=[str(r.pk) for r in rewards],
+        ).as_json()
+
+    result, replayed = _run_idempotent(
+        customer=customer,
+        kind=OperationKind.STAMPS,
+        key=key,
+        payload={"rule_id": str(rule.pk), "stamps": stamps, "reference": reference},
+        work=work,
+    )
+    return StampResult.from_json(result, replayed=replayed)
+
+
+@transaction.atomic
+def stamp_reward_redeem(
+    *, customer: Customer, reward_id: Any, reference: str = "", actor: str = "", source: str = "api"
+) -> StampReward:
+    """Use a reward; a reward is redeemable once (a second attempt is `reward_already_redeemed`)."""
+    reference = _check_reference(reference)
+    try:
+        reward = StampReward.objects.get(pk=UUID(str(reward_id)), customer_id=customer.pk)
+    except (StampReward.DoesNotExist, ValueError, TypeError) as exc:
+        raise StampRewardNotFound(reward_id=str(reward_id)) from exc
+    StampCard.objects.select_for_update().get(pk=reward.card_id)
+    reward = StampReward.objects.select_for_update().get(pk=reward.pk)
+    if reward.status == StampRewardStatus.REDEEMED:
+        raise RewardAlreadyRedeemed(reward_id=str(reward.pk), redeemed_at=reward.redeemed_at)
+    if reward.status == StampRewardStatus.REVOKED:
+        raise RewardRevoked(reward_id=str(reward.pk))
+    reward.status = StampRewardStatus.REDEEMED
+    reward.redeemed_at = clock.now()
+    reward.redeemed_reference = reference
+    reward.save(update_fields=["status", "redeemed_at", "redeemed_reference"])
+    return reward
+
+
+@transaction.atomic
+def stamp_rule_save(
+    *,
+    tenant_id: str,
+    name: str,
+    stamps_per_card: int,
+    reward_description: str,
+    skus: list[str] | None = None,
+    categories: list[str] | None = None,
+    reward_sku: str = "",
+    active: bool = True,
+) -> StampRule:
+    """Create or update the tenant's stamp rule of that name."""
+    if not skus and not categories:
+        raise InvalidInput("A stamp rule needs qualifying SKUs or categories.", code="invalid_stamp_rule")
+    if stamps_per_card < 1:
+        raise InvalidInput("stamps_per_card must be at least 1.", code="invalid_stamp_rule")
+    rule, _ = StampRule.objects.update_or_create(
+        tenant_id=tenant_id,
+        name=name,
+        defaults={
+            "stamps_per_card": stamps_per_card,
+            "reward_description": reward_description,
+            "skus": [s.strip() for s in skus or [] if s.strip()],
+            "categories": [c.strip() for c in categories or [] if c.strip()],
+            "reward_sku": reward_sku,
+            "active": active,
+        },
+    )
+    return rule
