@@ -56,8 +56,10 @@ def process_specs(env: dict[str, str], commands: set[str]) -> list[ProcessSpec]:
         ProcessSpec(
             "worker",
             [*celery, "worker", "--beat", "-l", "info", "--schedule-filename", beat_schedule],
-            enabled=bool(env.get("CELERY_BROKER_URL")),
-            why_not="CELERY_BROKER_URL is not set; the web process runs the scheduled jobs itself",
+            # Without CELERY_BROKER_URL the worker uses the filesystem queue under .data/broker: the scheduled jobs
+            # still run on their schedule, and events stay in the outbox until a broker is configured.
+            enabled=True,
+            why_not="",
         ),
     ]
 

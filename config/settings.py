@@ -146,6 +146,8 @@ BROKER_IS_AMQP = CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://
 EMBEDDED_BROKER_DIR = BASE_DIR / ".data" / "broker"
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "filesystem://"
+    for _folder in ("out", "processed"):
+        (EMBEDDED_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(EMBEDDED_BROKER_DIR / "out"),
         "data_folder_out": str(EMBEDDED_BROKER_DIR / "out"),
@@ -169,6 +171,7 @@ for _app in ("core", "customers", "loyalty", "credit", "segmentation"):
         if _exc.name != f"{_app}.schedule":
             raise
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
 
 # --- Authentication (the Auth Service owns it; we verify) -----------------------------------------------------
 AUTH_VERIFIER = env("AUTH_VERIFIER", "jwt")  # "jwt" or "grpc"

@@ -73,3 +73,9 @@ class OutboxEvent(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
+
+
+# The consumed-events record lives in its own module (with the relay's after-commit hook); import it so Django sees it.
+from core.models_events import ProcessedEvent  # noqa: E402
+
+__all__ = ["OutboxEvent", "ProcessedEvent", "Tenant", "TenantOwned", "User"]

@@ -17,6 +17,7 @@ from customers.models import (
     ChannelConsent,
     Customer,
     CustomerChange,
+    CustomerMetrics,
     FavouriteOrder,
     Purchase,
     PurchaseItem,
@@ -120,6 +121,23 @@ class PurchaseInline(admin.TabularInline):
         return False
 
 
+class CustomerMetricsInline(admin.StackedInline):
+    model = CustomerMetrics
+    can_delete = False
+    fields = [
+        "order_count",
+        "lifetime_value",
+        "average_order_value",
+        "first_purchase_at",
+        "last_purchase_at",
+        "purchase_frequency_days",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Customer)
 class CustomerAdmin(TenantScopedAdmin):
     form = CustomerAdminForm
@@ -135,7 +153,14 @@ class CustomerAdmin(TenantScopedAdmin):
         "document_number",
     ]
     readonly_fields = ["id", "created_at", "updated_at", "erased_at"]
-    inlines = [AddressInline, ConsentInline, FavouriteOrderInline, PurchaseInline, ChangeInline]
+    inlines = [
+        AddressInline,
+        ConsentInline,
+        FavouriteOrderInline,
+        CustomerMetricsInline,
+        PurchaseInline,
+        ChangeInline,
+    ]
     actions = ["erase_selected"]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:

@@ -56,7 +56,7 @@ def test_admin_edit_goes_through_the_service_and_validates(client, staff_a, cust
         "status": "active",
         "notes": "",
     }
-    for prefix in ("addresses", "consents", "favourite_orders", "purchases", "changes"):
+    for prefix in ("addresses", "consents", "favourite_orders", "metrics", "purchases", "changes"):
         form.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
     bad = client.post(url, {**form, "phone": "123"})
     assert bad.status_code == 200 and b"not a valid phone number" in bad.content
