@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -70,6 +71,13 @@ class DefaultCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
     ordering = "-created_at"
+
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
+        """A cursor the caller tampered with is invalid input (400), not a 404 or a 500."""
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except (drf_exceptions.NotFound, DjangoValidationError, ValueError, TypeError) as exc:
+            raise InvalidInput("The cursor is not valid.", code="invalid_cursor", field="cursor") from exc
 
 
 def idempotency_key_from(request: Request, *, required: bool = True) -> str | None:

@@ -23,7 +23,6 @@ from core.models import Tenant
 from core.tenancy import current_tenant_slug, tenant_context
 from credit import selectors, services
 from credit.models import (
-    OPEN_STATUSES,
     CreditCharge,
     CreditHold,
     CreditLedgerEntry,
@@ -45,6 +44,24 @@ def actor_of(request: HttpRequest) -> str:
 
 def can_approve(request: HttpRequest) -> bool:
     return bool(request.user.is_active and request.user.has_perm(APPROVE_PERMISSION))
+
+
+class _ServiceRefusalAsMessage(admin.ModelAdmin):
+    """The add/change form checks first, but the service has the last word (a concurrent request can change what it
+    sees): its refusal rolls the save back and comes back as an error message on the form, never a server error."""
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as exc:
+            self.message_user(request, exc.message, level=messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
 
 class _ReadOnlyInline(admin.TabularInline):
@@ -101,14 +118,14 @@ class CreditLineRequestForm(forms.ModelForm):
 
     def clean_customer(self) -> Customer:
         customer: Customer = self.cleaned_data["customer"]
-        open_line = CreditLine.objects.filter(customer=customer, status__in=OPEN_STATUSES).first()
+        open_line = selectors.credit_line_open(customer)
         if open_line is not None:
             raise forms.ValidationError(f"This customer already has a {open_line.get_status_display()} line.")
         return customer
 
 
 @admin.register(CreditLine)
-class CreditLineAdmin(TenantScopedAdmin):
+class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
     list_display = [
         "customer",
         "status",
@@ -205,8 +222,11 @@ class CreditLineAdmin(TenantScopedAdmin):
         obj.refresh_from_db()
 
     def _each(self, request: HttpRequest, queryset: Any, verb: str, call: Any) -> None:
+        """Call the service for each selected line. The admin request is one transaction that keeps every line it
+        touched locked until it ends, so lines are taken in primary-key order, the one order in which anything
+        locks several lines at once: two bulk actions on overlapping selections can never deadlock."""
         done = 0
-        for line in queryset:
+        for line in queryset.order_by("pk"):
             try:
                 call(line)
                 done += 1
@@ -254,13 +274,18 @@ class CreditLineAdmin(TenantScopedAdmin):
     def aging_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        slug = current_tenant_slug()
-        tenants = [] if slug else list(Tenant.objects.all())
-        if not slug:
+        tenants: list[Tenant] = []
+        if request.user.is_superuser:
             # Superusers see every tenant: pick one (amounts of different currencies never add up).
+            tenants = list(Tenant.objects.order_by("name", "slug"))
             slug = request.GET.get("tenant") or (tenants[0].slug if tenants else None)
             if slug is None or not any(t.slug == slug for t in tenants):
                 raise Http404("No such tenant")
+        else:
+            # Staff see their own tenant only; staff of no tenant see none (never one picked from the URL).
+            slug = current_tenant_slug()
+            if slug is None:
+                raise PermissionDenied
         with tenant_context(slug):
             report = selectors.credit_aging()
             rows = selectors.credit_aging_by_customer(today=report.as_of)
@@ -293,7 +318,9 @@ class ApproveForm(forms.Form):
     approved_limit = forms.DecimalField(
         label="Credit limit", max_digits=14, decimal_places=2, min_value=Decimal("0.01")
     )
-    payment_terms_days = forms.IntegerField(label="Payment terms (days)", min_value=0, max_value=365)
+    payment_terms_days = forms.IntegerField(
+        label="Payment terms (days)", min_value=0, max_value=services.MAX_TERMS_DAYS
+    )
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
 
@@ -484,29 +511,21 @@ class VolumeDiscountBracketForm(forms.ModelForm):
             type=CustomerType.BUSINESS
         ).exclude(status=CustomerStatus.ERASED)
 
-    def clean_min_amount(self) -> Decimal:
-        value: Decimal = self.cleaned_data["min_amount"]
-        if value < 0:
-            raise forms.ValidationError("The minimum cannot be negative.")
-        return value
-
-    def clean_discount_percent(self) -> Decimal:
-        value: Decimal = self.cleaned_data["discount_percent"]
-        if not 0 < value <= 100:
-            raise forms.ValidationError("The discount is a percentage above 0 and at most 100.")
-        return value
-
     def clean(self) -> dict[str, Any]:
+        """The service's own checks (range, normalised category, no clash), shown on the form."""
         cleaned = super().clean() or {}
-        customer = cleaned.get("customer")
-        category = (cleaned.get("category") or "").strip().lower()
-        clash = VolumeDiscountBracket.objects.filter(
-            customer=customer, category=category, min_amount=cleaned.get("min_amount")
-        )
-        if self.instance.pk:
-            clash = clash.exclude(pk=self.instance.pk)
-        if customer is not None and clash.exists():
-            raise forms.ValidationError("This customer already has a bracket with this category and minimum.")
+        if self.errors:
+            return cleaned
+        try:
+            services.volume_discount_bracket_check(
+                customer=cleaned["customer"],
+                category=cleaned.get("category") or "",
+                min_amount=cleaned["min_amount"],
+                discount_percent=cleaned["discount_percent"],
+                bracket=self.instance,
+            )
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from exc
         return cleaned
 
     def validate_unique(self) -> None:
@@ -514,7 +533,7 @@ class VolumeDiscountBracketForm(forms.ModelForm):
 
 
 @admin.register(VolumeDiscountBracket)
-class VolumeDiscountBracketAdmin(TenantScopedAdmin):
+class VolumeDiscountBracketAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
     form = VolumeDiscountBracketForm
     list_display = ["customer", "category", "min_amount", "discount_percent", "updated_by", "updated_at"]
     search_fields = ["customer__legal_name", "customer__trade_name", "category"]

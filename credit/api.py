@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
+from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import DefaultCursorPagination, TenantAPIView, idempotency_key_from
+from core.errors import InvalidAmount, InvalidInput
 from core.money import parse_amount
 from credit import selectors, services
 from credit.errors import CreditLineNotFound
@@ -27,11 +33,13 @@ from credit.models import (
     CreditPayment,
     VolumeDiscountBracket,
 )
+from customers.models import Customer
 from customers.selectors import customer_get
 
 READ = ["credit:read"]
 WRITE = ["credit:write"]
 APPROVE = ["credit:approve"]
+IDEMPOTENCY_KEY = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)
 
 
 def actor_of(view: TenantAPIView) -> str:
@@ -39,24 +47,108 @@ def actor_of(view: TenantAPIView) -> str:
 
 
 class Money(serializers.DecimalField):
-    """Money out: a decimal string with two decimals."""
+    """Money out: a decimal string with two decimals (no digit cap: tenant totals add up many lines)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_digits=14, decimal_places=2, **kwargs)
+        super().__init__(max_digits=None, decimal_places=2, **kwargs)
 
 
-class MoneyInput(serializers.CharField):
-    """A decimal string; the service parses it (so a bad amount is `invalid_amount`, as at every door)."""
+@extend_schema_field(OpenApiTypes.STR)
+class MoneyInput(serializers.Field):
+    """Money in: a decimal string, parsed at the door by `parse_amount`, so every bad amount (blank, negative,
+    too long, a float) is `invalid_amount` as at every other door."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_length=32, **kwargs)
+    def __init__(self, *, allow_zero: bool = False, **kwargs: Any) -> None:
+        self.allow_zero = allow_zero
+        super().__init__(**kwargs)
 
-    def to_internal_value(self, data: Any) -> str:
-        if isinstance(data, bool | float):
-            raise serializers.ValidationError(
-                'Money is a decimal string such as "125.50", never a float.', code="invalid_amount"
-            )
-        return str(super().to_internal_value(data))
+    def to_internal_value(self, data: Any) -> Decimal:
+        try:
+            return parse_amount(data, field=self.field_name or "amount", allow_zero=self.allow_zero)
+        except InvalidAmount as exc:
+            raise serializers.ValidationError(exc.message, code=exc.code) from exc
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)
+
+
+class Input(serializers.Serializer):
+    """An input body that refuses fields it does not know: a typo such as `curency` must never be ignored."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(str(name) for name in set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    dict.fromkeys(unknown, "Unknown field."), code="unknown_field"
+                )
+        return super().to_internal_value(data)
+
+
+class CreditCursorPagination(DefaultCursorPagination):
+    """A cursor the client garbled is its error (400 `invalid_cursor`), never a 404 nor a 500."""
+
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except (NotFound, DjangoValidationError, ValueError, TypeError) as exc:
+            raise InvalidInput("The cursor is not valid.", code="invalid_cursor", field="cursor") from exc
+
+
+def status_param(request: Request, choices: list[str]) -> str | None:
+    """The optional `?status=` filter of a list, one of `choices`."""
+    value = request.query_params.get("status") or None
+    if value and value not in choices:
+        raise serializers.ValidationError({"status": [f"Expected one of {', '.join(choices)}"]})
+    return value
+
+
+def validated(input_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    data = input_class(data=request.data)
+    data.is_valid(raise_exception=True)
+    return dict(data.validated_data)
+
+
+class _CustomerListView(TenantAPIView, GenericAPIView):
+    """A cursor-paginated list of one of the customer's documents, filtered by `?status=`."""
+
+    required_scopes = {"GET": READ}
+    pagination_class = CreditCursorPagination
+    filter_backends: list[Any] = []
+    statuses: list[str] = []
+
+    def documents(self, customer: Customer, status: str | None) -> QuerySet[Any]:
+        raise NotImplementedError
+
+    def list_response(self, request: Request, customer_id: str) -> Response:
+        qs = self.documents(customer_get(customer_id), status_param(request, self.statuses))
+        serializer = self.get_serializer_class()
+        return self.get_paginated_response(serializer(self.paginate_queryset(qs), many=True).data)
+
+
+class _IdempotentWriteView(TenantAPIView):
+    """A write that changes exposure: needs an Idempotency-Key; 201 the first time, 200 for a replay."""
+
+    required_scopes = {"POST": WRITE}
+
+    def write(
+        self,
+        request: Request,
+        customer_id: str,
+        input_class: type[serializers.Serializer] | None,
+        call: Callable[..., Any],
+        output_class: type[serializers.Serializer],
+        *,
+        creates: bool = True,
+    ) -> Response:
+        key = idempotency_key_from(request)
+        customer = customer_get(customer_id)
+        values = validated(input_class, request) if input_class is not None else {}
+        result = call(customer=customer, idempotency_key=key, actor=actor_of(self), **values)
+        created = creates and not getattr(result, "replayed", True)
+        return Response(
+            output_class(result).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
 
 
 # --- Lines ------------------------------------------------------------------------------------------------------
@@ -117,14 +209,14 @@ class CreditLineDetailOutput(CreditLineOutput):
         fields = [*CreditLineOutput.Meta.fields, "history"]
 
 
-class CreditLineRequestInput(serializers.Serializer):
+class CreditLineRequestInput(Input):
     customer_id = serializers.UUIDField()
     requested_limit = MoneyInput()
     payment_terms_days = serializers.IntegerField(min_value=0, max_value=services.MAX_TERMS_DAYS)
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
-class CreditLineApproveInput(serializers.Serializer):
+class CreditLineApproveInput(Input):
     credit_limit = MoneyInput(required=False, help_text="Defaults to the requested limit.")
     payment_terms_days = serializers.IntegerField(
         min_value=0, max_value=services.MAX_TERMS_DAYS, required=False
@@ -132,15 +224,15 @@ class CreditLineApproveInput(serializers.Serializer):
     comment = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
-class ReasonInput(serializers.Serializer):
+class ReasonInput(Input):
     reason = serializers.CharField(max_length=2000)
 
 
-class OptionalReasonInput(serializers.Serializer):
+class OptionalReasonInput(Input):
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
-class CreditLimitInput(serializers.Serializer):
+class CreditLimitInput(Input):
     credit_limit = MoneyInput()
     payment_terms_days = serializers.IntegerField(
         min_value=0, max_value=services.MAX_TERMS_DAYS, required=False
@@ -151,17 +243,12 @@ class CreditLimitInput(serializers.Serializer):
 class CreditLineListView(TenantAPIView, GenericAPIView):
     required_scopes = {"GET": READ, "POST": WRITE}
     serializer_class = CreditLineOutput
-    pagination_class = DefaultCursorPagination
+    pagination_class = CreditCursorPagination
     filter_backends: list[Any] = []
 
     def get_queryset(self) -> QuerySet[CreditLine]:
-        params = self.request.query_params
-        line_status = params.get("status") or None
-        if line_status and line_status not in CreditLineStatus.values:
-            raise serializers.ValidationError(
-                {"status": [f"Expected one of {', '.join(CreditLineStatus.values)}"]}
-            )
-        customer_id = params.get("customer_id") or None
+        line_status = status_param(self.request, CreditLineStatus.values)
+        customer_id = self.request.query_params.get("customer_id") or None
         customer = customer_get(customer_id) if customer_id else None
         return selectors.credit_line_list(status=line_status, customer_id=customer.pk if customer else None)
 
@@ -179,9 +266,7 @@ class CreditLineListView(TenantAPIView, GenericAPIView):
 
     @extend_schema(request=CreditLineRequestInput, responses={201: CreditLineOutput})
     def post(self, request: Request) -> Response:
-        data = CreditLineRequestInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        values = validated(CreditLineRequestInput, request)
         line = services.credit_line_request(
             customer=customer_get(values["customer_id"]),
             requested_limit=values["requested_limit"],
@@ -209,9 +294,7 @@ class _LineActionView(TenantAPIView):
 
     def post(self, request: Request, line_id: str) -> Response:
         line = selectors.credit_line_get(line_id)
-        data = self.input_class(data=request.data)
-        data.is_valid(raise_exception=True)
-        line = self.act(line, dict(data.validated_data))
+        line = self.act(line, validated(self.input_class, request))
         return Response(CreditLineDetailOutput(selectors.credit_line_get(line.pk)).data)
 
 
@@ -322,13 +405,13 @@ class CommercialTermsOutput(serializers.Serializer):
     volume_discounts = VolumeDiscountOutput(many=True)
 
 
-class VolumeDiscountInput(serializers.Serializer):
+class VolumeDiscountInput(Input):
     category = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    min_amount = MoneyInput()
+    min_amount = MoneyInput(allow_zero=True)
     discount_percent = MoneyInput()
 
 
-class CommercialTermsInput(serializers.Serializer):
+class CommercialTermsInput(Input):
     volume_discounts = serializers.ListField(child=VolumeDiscountInput(), max_length=100)
 
 
@@ -342,12 +425,9 @@ class CommercialTermsView(TenantAPIView):
     @extend_schema(request=CommercialTermsInput, responses=CommercialTermsOutput)
     def put(self, request: Request, customer_id: str) -> Response:
         customer = customer_get(customer_id)
-        data = CommercialTermsInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        values = validated(CommercialTermsInput, request)
         services.volume_discounts_replace(
-            customer=customer,
-            brackets=[dict(b) for b in data.validated_data["volume_discounts"]],
-            actor=actor_of(self),
+            customer=customer, brackets=[dict(b) for b in values["volume_discounts"]], actor=actor_of(self)
         )
         return Response(CommercialTermsOutput(selectors.commercial_terms(customer)).data)
 
@@ -378,7 +458,7 @@ class CreditCheckView(TenantAPIView):
         return Response(CreditCheckOutput(result).data)
 
 
-class UsageInput(serializers.Serializer):
+class UsageInput(Input):
     amount = MoneyInput()
     order_id = serializers.CharField(max_length=100)
     currency = serializers.CharField(max_length=3, required=False, allow_blank=True, default="")
@@ -394,32 +474,16 @@ class UsageOutput(serializers.Serializer):
     replayed = serializers.BooleanField()
 
 
-class CreditUseView(TenantAPIView):
-    required_scopes = {"POST": WRITE}
-
+class CreditUseView(_IdempotentWriteView):
     @extend_schema(
         request=UsageInput,
         responses={201: UsageOutput, 200: UsageOutput},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
+        parameters=[IDEMPOTENCY_KEY],
         description="Charge an order to credit (converting its hold). Idempotent by order id and key; "
         "409 credit_limit_exceeded / credit_line_not_active / credit_on_hold.",
     )
     def post(self, request: Request, customer_id: str) -> Response:
-        key = idempotency_key_from(request)
-        customer = customer_get(customer_id)
-        data = UsageInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
-        result = services.credit_use(
-            customer=customer,
-            amount=values["amount"],
-            order_id=values["order_id"],
-            idempotency_key=key,
-            currency=values["currency"] or None,
-            actor=actor_of(self),
-        )
-        code = status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED
-        return Response(UsageOutput(result).data, status=code)
+        return self.write(request, customer_id, UsageInput, services.credit_use, UsageOutput)
 
 
 class ChargeOutput(serializers.ModelSerializer):
@@ -443,51 +507,36 @@ class ChargeOutput(serializers.ModelSerializer):
         ]
 
 
-class CreditChargeListView(TenantAPIView, GenericAPIView):
-    required_scopes = {"GET": READ}
-    pagination_class = DefaultCursorPagination
+class CreditChargeListView(_CustomerListView):
     serializer_class = ChargeOutput
-    filter_backends: list[Any] = []
+    statuses = CreditChargeStatus.values
+
+    def documents(self, customer: Customer, status: str | None) -> QuerySet[CreditCharge]:
+        return selectors.charge_list(customer=customer, status=status)
 
     @extend_schema(
         parameters=[OpenApiParameter("status", str, enum=CreditChargeStatus.values)],
         responses=ChargeOutput(many=True),
     )
     def get(self, request: Request, customer_id: str) -> Response:
-        charge_status = request.query_params.get("status") or None
-        if charge_status and charge_status not in CreditChargeStatus.values:
-            raise serializers.ValidationError(
-                {"status": [f"Expected one of {', '.join(CreditChargeStatus.values)}"]}
-            )
-        qs = selectors.charge_list(customer=customer_get(customer_id), status=charge_status)
-        return self.get_paginated_response(ChargeOutput(self.paginate_queryset(qs), many=True).data)
+        return self.list_response(request, customer_id)
 
 
-class CreditChargeCancelView(TenantAPIView):
-    required_scopes = {"POST": WRITE}
-
+class CreditChargeCancelView(_IdempotentWriteView):
     @extend_schema(
         request=ReasonInput,
         responses=ChargeOutput,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
+        parameters=[IDEMPOTENCY_KEY],
         description="Release an unpaid charge (order cancelled, full credit note).",
     )
     def post(self, request: Request, customer_id: str, usage_id: str) -> Response:
-        key = idempotency_key_from(request)
-        customer = customer_get(customer_id)
-        data = ReasonInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        charge = services.credit_charge_cancel(
-            customer=customer,
-            charge_id=usage_id,
-            reason=data.validated_data["reason"],
-            idempotency_key=key,
-            actor=actor_of(self),
-        )
-        return Response(ChargeOutput(charge).data)
+        def cancel(**values: Any) -> CreditCharge:
+            return services.credit_charge_cancel(charge_id=usage_id, **values)
+
+        return self.write(request, customer_id, ReasonInput, cancel, ChargeOutput, creates=False)
 
 
-class HoldInput(serializers.Serializer):
+class HoldInput(Input):
     amount = MoneyInput()
     order_id = serializers.CharField(max_length=100)
     currency = serializers.CharField(max_length=3, required=False, allow_blank=True, default="")
@@ -522,67 +571,41 @@ class HoldOutput(serializers.ModelSerializer):
         ]
 
 
-class CreditHoldListView(TenantAPIView, GenericAPIView):
+class CreditHoldListView(_CustomerListView, _IdempotentWriteView):
     required_scopes = {"GET": READ, "POST": WRITE}
-    pagination_class = DefaultCursorPagination
     serializer_class = HoldOutput
-    filter_backends: list[Any] = []
+    statuses = CreditHoldStatus.values
+
+    def documents(self, customer: Customer, status: str | None) -> QuerySet[CreditHold]:
+        return selectors.hold_list(customer=customer, status=status)
 
     @extend_schema(
         parameters=[OpenApiParameter("status", str, enum=CreditHoldStatus.values)],
         responses=HoldOutput(many=True),
     )
     def get(self, request: Request, customer_id: str) -> Response:
-        hold_status = request.query_params.get("status") or None
-        if hold_status and hold_status not in CreditHoldStatus.values:
-            raise serializers.ValidationError(
-                {"status": [f"Expected one of {', '.join(CreditHoldStatus.values)}"]}
-            )
-        qs = selectors.hold_list(customer=customer_get(customer_id), status=hold_status)
-        return self.get_paginated_response(HoldOutput(self.paginate_queryset(qs), many=True).data)
+        return self.list_response(request, customer_id)
 
     @extend_schema(
         request=HoldInput,
         responses={201: HoldResultOutput, 200: HoldResultOutput},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
+        parameters=[IDEMPOTENCY_KEY],
         description="Reserve credit for an order during checkout, until expires_at (default: one hour).",
     )
     def post(self, request: Request, customer_id: str) -> Response:
-        key = idempotency_key_from(request)
-        customer = customer_get(customer_id)
-        data = HoldInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
-        result = services.credit_hold_place(
-            customer=customer,
-            amount=values["amount"],
-            order_id=values["order_id"],
-            expires_at=values["expires_at"],
-            idempotency_key=key,
-            currency=values["currency"] or None,
-            actor=actor_of(self),
-        )
-        code = status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED
-        return Response(HoldResultOutput(result).data, status=code)
+        return self.write(request, customer_id, HoldInput, services.credit_hold_place, HoldResultOutput)
 
 
-class CreditHoldReleaseView(TenantAPIView):
-    required_scopes = {"POST": WRITE}
-
-    @extend_schema(
-        request=None,
-        responses=HoldResultOutput,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
-    )
+class CreditHoldReleaseView(_IdempotentWriteView):
+    @extend_schema(request=None, responses=HoldResultOutput, parameters=[IDEMPOTENCY_KEY])
     def post(self, request: Request, customer_id: str, hold_id: str) -> Response:
-        key = idempotency_key_from(request)
-        result = services.credit_hold_release(
-            customer=customer_get(customer_id), hold_id=hold_id, idempotency_key=key, actor=actor_of(self)
-        )
-        return Response(HoldResultOutput(result).data)
+        def release(**values: Any) -> services.HoldResult:
+            return services.credit_hold_release(hold_id=hold_id, **values)
+
+        return self.write(request, customer_id, None, release, HoldResultOutput, creates=False)
 
 
-class PaymentInput(serializers.Serializer):
+class PaymentInput(Input):
     payment_id = serializers.CharField(max_length=100)
     amount = MoneyInput()
     currency = serializers.CharField(max_length=3, required=False, allow_blank=True, default="")
@@ -630,42 +653,26 @@ class PaymentOutput(serializers.ModelSerializer):
         ]
 
 
-class CreditPaymentListView(TenantAPIView, GenericAPIView):
+class CreditPaymentListView(_CustomerListView, _IdempotentWriteView):
     required_scopes = {"GET": READ, "POST": WRITE}
-    pagination_class = DefaultCursorPagination
     serializer_class = PaymentOutput
-    filter_backends: list[Any] = []
+
+    def documents(self, customer: Customer, status: str | None) -> QuerySet[CreditPayment]:
+        return selectors.payment_list(customer=customer)
 
     @extend_schema(responses=PaymentOutput(many=True))
     def get(self, request: Request, customer_id: str) -> Response:
-        qs = selectors.payment_list(customer=customer_get(customer_id))
-        return self.get_paginated_response(PaymentOutput(self.paginate_queryset(qs), many=True).data)
+        return self.list_response(request, customer_id)
 
     @extend_schema(
         request=PaymentInput,
         responses={201: PaymentResultOutput, 200: PaymentResultOutput},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
+        parameters=[IDEMPOTENCY_KEY],
         description="Record a payment: to the order's charge when given, else oldest due first; the excess stays "
         "as unapplied credit. Idempotent by payment_id.",
     )
     def post(self, request: Request, customer_id: str) -> Response:
-        key = idempotency_key_from(request)
-        customer = customer_get(customer_id)
-        data = PaymentInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
-        result = services.payment_record(
-            customer=customer,
-            payment_id=values["payment_id"],
-            amount=values["amount"],
-            currency=values["currency"] or None,
-            order_id=values["order_id"] or None,
-            received_at=values["received_at"],
-            idempotency_key=key,
-            actor=actor_of(self),
-        )
-        code = status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED
-        return Response(PaymentResultOutput(result).data, status=code)
+        return self.write(request, customer_id, PaymentInput, services.payment_record, PaymentResultOutput)
 
 
 # --- Reports ---------------------------------------------------------------------------------------------------------

@@ -85,12 +85,12 @@ class InvalidPaymentTerms(InvalidInput):
 
 class InvalidOrderId(InvalidInput):
     code = "invalid_order_id"
-    message = "The order id must be 1 to 100 characters."
+    message = "The order id must be 1 to 100 characters, without control characters."
 
 
 class InvalidPaymentId(InvalidInput):
     code = "invalid_payment_id"
-    message = "The payment id must be 1 to 100 characters."
+    message = "The payment id must be 1 to 100 characters, without control characters."
 
 
 class InvalidDiscountBracket(InvalidInput):

@@ -6,7 +6,7 @@ All of them run inside the caller's `tenant_context` and never write.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -96,11 +96,23 @@ def _tenant() -> Tenant:
     return Tenant.objects.get(slug=require_tenant_slug())
 
 
+def credit_today() -> date:
+    """Today in the current tenant's time zone, by the credit clock (due dates and overdue count in it)."""
+    return clock.today(_tenant().time_zone)
+
+
 # --- Lines -----------------------------------------------------------------------------------------------------------
+def credit_line_open(customer: Customer) -> CreditLine | None:
+    """The customer's one open line (requested, approved, suspended or on hold), if any."""
+    return CreditLine.objects.filter(customer_id=customer.pk, status__in=OPEN_STATUSES).first()
+
+
 def credit_line_current(customer: Customer) -> CreditLine | None:
     """The customer's open line, else its latest (rejected or closed) one, else None."""
-    lines = CreditLine.objects.filter(customer_id=customer.pk)
-    return lines.filter(status__in=OPEN_STATUSES).first() or lines.order_by("-created_at").first()
+    return (
+        credit_line_open(customer)
+        or CreditLine.objects.filter(customer_id=customer.pk).order_by("-created_at").first()
+    )
 
 
 def credit_line_list(*, status: str | None = None, customer_id: Any = None) -> QuerySet[CreditLine]:
@@ -184,6 +196,31 @@ def credit_kpis() -> dict[str, Any]:
         "lines_on_hold": totals["lines_on_hold"] or 0,
         "lines_pending": CreditLine.objects.filter(status=CreditLineStatus.REQUESTED).count(),
     }
+
+
+def credit_lines_for_overdue_run(*, today: date) -> list[UUID]:
+    """Lines the nightly run must look at, in primary-key order (the order every multi-line job locks them in):
+    open charges past due, approved lines with overdue charges, and lines on hold (which paying may release)."""
+    return list(
+        CreditLine.objects.filter(
+            Q(charges__status=CreditChargeStatus.OPEN, charges__due_date__lt=today)
+            | Q(status=CreditLineStatus.APPROVED, charges__status=CreditChargeStatus.OVERDUE)
+            | Q(status=CreditLineStatus.ON_HOLD)
+        )
+        .values_list("pk", flat=True)
+        .distinct()
+        .order_by("pk")
+    )
+
+
+def credit_lines_with_expired_holds(*, now: datetime) -> list[UUID]:
+    """Lines with an active hold whose time is up, in primary-key order."""
+    return list(
+        CreditHold.objects.filter(status=CreditHoldStatus.ACTIVE, expires_at__lte=now)
+        .values_list("line_id", flat=True)
+        .distinct()
+        .order_by("line_id")
+    )
 
 
 # --- Documents ------------------------------------------------------------------------------------------------------

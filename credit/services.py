@@ -23,10 +23,10 @@ from uuid import UUID
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, models, transaction
+from psycopg.errors import UniqueViolation
 
-from core.errors import IdempotencyKeyReused, InvalidInput
+from core.errors import DomainError, IdempotencyKeyReused, InvalidInput
 from core.models import Tenant
 from core.money import check_currency, parse_amount
 from core.outbox import outbox_record
@@ -70,6 +70,12 @@ from credit.models import (
     CreditPayment,
     CreditPaymentAllocation,
     VolumeDiscountBracket,
+)
+from credit.selectors import (
+    credit_line_current,
+    credit_line_open,
+    credit_lines_for_overdue_run,
+    credit_lines_with_expired_holds,
 )
 from customers.cache import customer_cache_invalidate
 from customers.errors import CustomerBlocked
@@ -147,9 +153,18 @@ class PaymentResult:
 
 @dataclass(frozen=True)
 class OverdueRunResult:
-    charges_marked_overdue: int
-    lines_put_on_hold: int
-    lines_released: int
+    charges_marked_overdue: int = 0
+    lines_put_on_hold: int = 0
+    lines_released: int = 0
+
+    @classmethod
+    def total(cls, results: Iterable[OverdueRunResult]) -> OverdueRunResult:
+        rows = list(results)
+        return cls(
+            charges_marked_overdue=sum(r.charges_marked_overdue for r in rows),
+            lines_put_on_hold=sum(r.lines_put_on_hold for r in rows),
+            lines_released=sum(r.lines_released for r in rows),
+        )
 
 
 # --- Small helpers ------------------------------------------------------------------------------------------------
@@ -167,8 +182,10 @@ def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _clean_ref(value: Any, *, error: type[InvalidInput]) -> str:
+    """An order or payment id: 1 to 100 characters, no control characters (NUL breaks SQL), never truncated (a cut
+    id could name another order)."""
     text = str(value or "").strip()
-    if not text or len(text) > 100:
+    if not text or len(text) > 100 or any(ord(char) < 32 or ord(char) == 127 for char in text):
         raise error()
     return text
 
@@ -211,18 +228,27 @@ def _idempotency_replay(
 def _idempotency_save(
     *, tenant_id: str, key: str, operation: str, fingerprint: str, response: dict[str, Any]
 ) -> None:
+    row = CreditIdempotencyKey(
+        tenant_id=tenant_id,
+        key=key,
+        operation=operation,
+        fingerprint=fingerprint,
+        response=_jsonable(response),
+    )
+    # Same key used concurrently for another customer's line (our line lock did not serialise it).
+    _insert(row, conflict=IdempotencyKeyReused(field="idempotency_key"))
+
+
+def _insert(row: models.Model, *, conflict: DomainError) -> None:
+    """Insert `row` in a savepoint. Losing a unique constraint to another transaction (ids unique across the tenant,
+    which the lock of our own line does not serialise) is `conflict`; any other integrity error is a bug, raised."""
     try:
         with transaction.atomic():
-            CreditIdempotencyKey.objects.create(
-                tenant_id=tenant_id,
-                key=key,
-                operation=operation,
-                fingerprint=fingerprint,
-                response=_jsonable(response),
-            )
+            row.save(force_insert=True)
     except IntegrityError as exc:
-        # Same key used concurrently for another customer's line (our line lock did not serialise it).
-        raise IdempotencyKeyReused(field="idempotency_key") from exc
+        if isinstance(exc.__cause__, UniqueViolation):
+            raise conflict from exc
+        raise
 
 
 def _lock_line(pk: Any) -> CreditLine:
@@ -438,7 +464,7 @@ def credit_line_request(
         raise CustomerBlocked(customer_id=str(customer.pk))
     limit = parse_amount(requested_limit, field="requested_limit")
     terms = _clean_terms(payment_terms_days)
-    existing = CreditLine.objects.filter(customer=customer, status__in=OPEN_STATUSES).first()
+    existing = credit_line_open(customer)
     if existing is not None:
         raise CreditLineExists(credit_line_id=str(existing.pk), status=existing.status)
     now = clock.now()
@@ -454,11 +480,7 @@ def credit_line_request(
         requested_at=now,
         status_changed_at=now,
     )
-    try:
-        with transaction.atomic():
-            line.save(force_insert=True)
-    except IntegrityError as exc:
-        raise CreditLineExists(customer_id=str(customer.pk)) from exc
+    _insert(line, conflict=CreditLineExists(customer_id=str(customer.pk)))
     _history(line, action="requested", actor=requested_by, reason=line.request_reason)
     _invalidate(line)
     return line
@@ -645,8 +667,6 @@ def credit_line_limit_change(
 # --- Check and use ---------------------------------------------------------------------------------------------------
 def credit_check(*, customer: Customer, amount: Decimal) -> CreditAvailability:
     """Would `amount` fit right now? Changes nothing; `credit_use` checks again under the line's lock."""
-    from credit.selectors import credit_line_current
-
     amount = parse_amount(amount)
     line = credit_line_current(customer)
     if line is None:
@@ -836,13 +856,12 @@ def _credit_use(
             created_by=actor[:200],
             created_at=now,
         )
-        try:
-            with transaction.atomic():
-                charge.save(force_insert=True)
-        except IntegrityError as exc:
-            raise IdempotencyKeyReused(
+        _insert(
+            charge,
+            conflict=IdempotencyKeyReused(
                 "This order id was charged concurrently elsewhere.", field="order_id", order_id=order_id
-            ) from exc
+            ),
+        )
     movements = []
     if hold is not None:
         hold.status = CreditHoldStatus.CONVERTED
@@ -969,9 +988,15 @@ def credit_hold_place(
             code="invalid_hold_expiry",
             field="expires_at",
         )
-    fingerprint = _fingerprint(
-        {"customer_id": str(customer.pk), "order_id": order_id, "amount": str(amount), "currency": currency}
-    )
+    payload = {
+        "customer_id": str(customer.pk),
+        "order_id": order_id,
+        "amount": str(amount),
+        "currency": currency,
+    }
+    if expires_at is not None:  # an expiry the caller chose is part of what it asked for
+        payload["expires_at"] = expires.isoformat()
+    fingerprint = _fingerprint(payload)
     try:
         with transaction.atomic():
             line = _lock_customer_line(customer)
@@ -1042,11 +1067,7 @@ def _hold_place(
         created_by=actor[:200],
         created_at=now,
     )
-    try:
-        with transaction.atomic():
-            hold.save(force_insert=True)
-    except IntegrityError as exc:
-        raise CreditHoldExists(order_id=order_id) from exc
+    _insert(hold, conflict=CreditHoldExists(order_id=order_id))
     _move_exposure(
         line, [_Movement(CreditLedgerKind.HOLD_PLACED, amount, order_id=order_id, hold=hold)], actor=actor
     )
@@ -1092,21 +1113,23 @@ def credit_hold_release(
     return _hold_result(hold, line, replayed=False)
 
 
+@transaction.atomic
+def credit_line_holds_expire(
+    *, line_id: Any, now: datetime | None = None, actor: str = "system:hold-expiry"
+) -> int:
+    """Release one line's holds whose time is up, under the line's lock (a use may be converting one right now)."""
+    return _expire_holds(_lock_line(line_id), now=now or clock.now(), actor=actor)
+
+
 def credit_holds_expire(*, now: datetime | None = None, actor: str = "system:hold-expiry") -> int:
-    """Release every hold of the current tenant whose time is up; one short transaction per line."""
+    """Release every hold of the current tenant whose time is up, line by line in primary-key order (the periodic
+    task gives each line a transaction of its own)."""
     require_tenant_slug()
     now = now or clock.now()
-    line_ids = list(
-        CreditHold.objects.filter(status=CreditHoldStatus.ACTIVE, expires_at__lte=now)
-        .values_list("line_id", flat=True)
-        .distinct()
-        .order_by("line_id")
+    return sum(
+        credit_line_holds_expire(line_id=line_id, now=now, actor=actor)
+        for line_id in credit_lines_with_expired_holds(now=now)
     )
-    expired = 0
-    for line_id in line_ids:
-        with transaction.atomic():
-            expired += _expire_holds(_lock_line(line_id), now=now, actor=actor)
-    return expired
 
 
 # --- Payments ------------------------------------------------------------------------------------------------------
@@ -1144,7 +1167,7 @@ def payment_record(
     unapplied credit; release the exposure, and an overdue hold once nothing blocks it. Idempotent by payment id."""
     payment_id = _clean_ref(payment_id, error=InvalidPaymentId)
     amount = parse_amount(amount)
-    order_id = (order_id or "").strip()[:100]
+    order_id = _clean_ref(order_id, error=InvalidOrderId) if (order_id or "").strip() else ""
     tenant = _tenant(customer.tenant_id)
     currency = check_currency(currency, tenant_currency=tenant.currency)
     fingerprint = _fingerprint(
@@ -1222,13 +1245,12 @@ def _payment_apply(
         created_by=actor[:200],
         created_at=now,
     )
-    try:
-        with transaction.atomic():
-            payment.save(force_insert=True)
-    except IntegrityError as exc:
-        raise IdempotencyKeyReused(
+    _insert(
+        payment,
+        conflict=IdempotencyKeyReused(
             "This payment id was recorded concurrently for another customer.", field="payment_id"
-        ) from exc
+        ),
+    )
     unpaid = CreditCharge.objects.filter(line=line, status__in=UNPAID_STATUSES)
     targets = list(unpaid.filter(order_id=order_id)) if order_id else []
     targets += list(unpaid.exclude(pk__in=[c.pk for c in targets]).order_by("due_date", "created_at", "pk"))
@@ -1265,32 +1287,33 @@ def _payment_apply(
 
 
 # --- Overdue ---------------------------------------------------------------------------------------------------------
-def credit_overdue_process(*, today: date | None = None, actor: str = "system:overdue") -> OverdueRunResult:
-    """The nightly run for the current tenant: mark charges past due as overdue, put lines overdue past the grace
-    period on hold, release held lines that nothing blocks any more. One short transaction per line."""
-    tenant = _tenant(require_tenant_slug())
-    today = today or clock.today(tenant.time_zone)
-    line_ids = list(
-        CreditLine.objects.filter(
-            Q(charges__status=CreditChargeStatus.OPEN, charges__due_date__lt=today)
-            | Q(status=CreditLineStatus.APPROVED, charges__status=CreditChargeStatus.OVERDUE)
-            | Q(status=CreditLineStatus.ON_HOLD)
-        )
-        .values_list("pk", flat=True)
-        .distinct()
-        .order_by("pk")
+@transaction.atomic
+def credit_line_overdue_process(
+    *, line_id: Any, today: date | None = None, actor: str = "system:overdue"
+) -> OverdueRunResult:
+    """One line of the nightly run, under its lock: mark its charges past due as overdue, put it on hold when they
+    are overdue past the grace period, release its hold when nothing blocks it any more."""
+    line = _lock_line(line_id)
+    today = today or _tenant_today(line.tenant_id)
+    marked = CreditCharge.objects.filter(
+        line=line, status=CreditChargeStatus.OPEN, due_date__lt=today
+    ).update(status=CreditChargeStatus.OVERDUE)
+    outcome = _reconcile_overdue_hold(line, today=today, actor=actor)
+    return OverdueRunResult(
+        charges_marked_overdue=marked,
+        lines_put_on_hold=int(outcome == "held"),
+        lines_released=int(outcome == "released"),
     )
-    marked = held = released = 0
-    for line_id in line_ids:
-        with transaction.atomic():
-            line = _lock_line(line_id)
-            marked += CreditCharge.objects.filter(
-                line=line, status=CreditChargeStatus.OPEN, due_date__lt=today
-            ).update(status=CreditChargeStatus.OVERDUE)
-            outcome = _reconcile_overdue_hold(line, today=today, actor=actor)
-            held += outcome == "held"
-            released += outcome == "released"
-    return OverdueRunResult(charges_marked_overdue=marked, lines_put_on_hold=held, lines_released=released)
+
+
+def credit_overdue_process(*, today: date | None = None, actor: str = "system:overdue") -> OverdueRunResult:
+    """The nightly run for the current tenant, line by line in primary-key order (the nightly task gives each line
+    a transaction of its own)."""
+    today = today or _tenant_today(require_tenant_slug())
+    return OverdueRunResult.total(
+        credit_line_overdue_process(line_id=line_id, today=today, actor=actor)
+        for line_id in credit_lines_for_overdue_run(today=today)
+    )
 
 
 # --- Commercial terms -------------------------------------------------------------------------------------------------
@@ -1340,6 +1363,26 @@ def volume_discounts_replace(
     )
 
 
+def volume_discount_bracket_check(
+    *,
+    customer: Customer,
+    category: str,
+    min_amount: Any,
+    discount_percent: Any,
+    bracket: VolumeDiscountBracket | None = None,
+) -> tuple[str, Decimal, Decimal]:
+    """Validate one bracket without writing (the admin form shows the errors): (category, min_amount, percent)."""
+    category, minimum, percent = _clean_bracket(
+        {"category": category, "min_amount": min_amount, "discount_percent": discount_percent}
+    )
+    clash = VolumeDiscountBracket.objects.filter(customer=customer, category=category, min_amount=minimum)
+    if bracket is not None and bracket.pk:
+        clash = clash.exclude(pk=bracket.pk)
+    if clash.exists():
+        raise InvalidDiscountBracket("A bracket with this category and min_amount exists.")
+    return category, minimum, percent
+
+
 @transaction.atomic
 def volume_discount_bracket_save(
     *,
@@ -1352,14 +1395,13 @@ def volume_discount_bracket_save(
 ) -> VolumeDiscountBracket:
     """Add or change one bracket (the admin's form)."""
     customer = _business_customer(customer)
-    category, minimum, percent = _clean_bracket(
-        {"category": category, "min_amount": min_amount, "discount_percent": discount_percent}
+    category, minimum, percent = volume_discount_bracket_check(
+        customer=customer,
+        category=category,
+        min_amount=min_amount,
+        discount_percent=discount_percent,
+        bracket=bracket,
     )
-    clash = VolumeDiscountBracket.objects.filter(customer=customer, category=category, min_amount=minimum)
-    if bracket is not None and bracket.pk:
-        clash = clash.exclude(pk=bracket.pk)
-    if clash.exists():
-        raise InvalidDiscountBracket("A bracket with this category and min_amount exists.")
     target = (
         bracket if bracket is not None and bracket.pk else VolumeDiscountBracket(tenant_id=customer.tenant_id)
     )

@@ -1,4 +1,9 @@
-"""Celery tasks of credit: iterate tenants and call the services, each tenant in its own tenant context."""
+"""Celery tasks of credit: iterate tenants and call the services, each in a tenant context of its own.
+
+The periodic jobs touch many lines. Each line gets its own short tenant transaction: a line is locked only while it
+is processed (never until the whole tenant is done, which would hold up checkouts), and a line that fails is logged
+and undoes nothing else.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +11,66 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
+from uuid import UUID
 
 from celery import shared_task
 
 from core.models import Tenant
 from core.tenancy import tenant_context
-from credit import services
+from credit import clock, selectors, services
 
 logger = logging.getLogger(__name__)
 
 
-def _each_tenant(job: Callable[[], Any], name: str) -> dict[str, Any]:
-    """Run `job` once per tenant; one tenant's failure is logged and never stops the others."""
-    results: dict[str, Any] = {}
+def _each_tenant_line(
+    name: str, candidates: Callable[[], list[UUID]], process: Callable[[UUID], Any]
+) -> dict[str, tuple[list[Any], int]]:
+    """Per tenant: pick the lines in one tenant transaction, then `process` each line in a transaction of its own.
+    Returns {tenant: (results of the lines that went through, number of lines that failed)}."""
+    results: dict[str, tuple[list[Any], int]] = {}
     for slug in Tenant.objects.order_by("slug").values_list("slug", flat=True):
         try:
             with tenant_context(slug):
-                results[slug] = job()
+                line_ids = candidates()
         except Exception:
-            logger.exception("credit %s failed for tenant %s", name, slug)
-            results[slug] = "error"
+            logger.exception("credit %s: could not list the lines of tenant %s", name, slug)
+            results[slug] = ([], 1)
+            continue
+        done, failed = [], 0
+        for line_id in line_ids:
+            try:
+                with tenant_context(slug):
+                    done.append(process(line_id))
+            except Exception:
+                logger.exception("credit %s failed for line %s of tenant %s", name, line_id, slug)
+                failed += 1
+        results[slug] = (done, failed)
     return results
 
 
 @shared_task(name="credit.overdue_process", ignore_result=True)
 def credit_overdue_task() -> dict[str, Any]:
     """Nightly: mark charges overdue, put lines overdue past the grace period on hold, release paid-up ones."""
-    return _each_tenant(lambda: asdict(services.credit_overdue_process()), "overdue run")
+    runs = _each_tenant_line(
+        "overdue run",
+        lambda: selectors.credit_lines_for_overdue_run(today=selectors.credit_today()),
+        lambda line_id: services.credit_line_overdue_process(line_id=line_id),
+    )
+    return {
+        slug: {**asdict(services.OverdueRunResult.total(done)), "lines_failed": failed}
+        for slug, (done, failed) in runs.items()
+    }
 
 
 @shared_task(name="credit.holds_expire", ignore_result=True)
 def credit_holds_expire_task() -> dict[str, Any]:
     """Give back the amounts of checkout holds whose time is up."""
-    return _each_tenant(services.credit_holds_expire, "hold expiry")
+    now = clock.now()
+    runs = _each_tenant_line(
+        "hold expiry",
+        lambda: selectors.credit_lines_with_expired_holds(now=now),
+        lambda line_id: services.credit_line_holds_expire(line_id=line_id, now=now),
+    )
+    return {
+        slug: {"holds_expired": sum(done), "lines_failed": failed} for slug, (done, failed) in runs.items()
+    }

@@ -32,15 +32,19 @@ def test_the_queue_lists_pending_requests_of_the_managers_tenant_only(
     client, make_staff, tenant_a, business_a, business_b
 ):
     mine = credit_line_requested(business_a)
-    credit_line_requested(business_b)
+    theirs = credit_line_requested(business_b)
     approved = credit_line_approved(BusinessCustomerFactory(tenant=tenant_a))
     client.force_login(make_staff(tenant_a, "carla"))
     page = client.get(QUEUE)
     assert page.status_code == 200
     html = page.content.decode()
     assert decide_url(mine) in html
-    assert str(business_b) not in html
+    assert decide_url(theirs) not in html and str(business_b) not in html
     assert decide_url(approved) not in html
+    # Typing the other tenant's URL directly does not reach it either.
+    assert client.get(decide_url(theirs)).status_code == 404
+    assert client.post(decide_url(theirs), {"action": "reject", "reason": "x"}).status_code == 404
+    assert status_of(theirs).status == "requested"
 
 
 def test_the_approval_page_shows_what_a_manager_decides_on(
@@ -186,3 +190,190 @@ def test_line_actions_and_volume_discounts_in_the_admin(
     assert (
         client.post(add, {**bad, "category": "cement", "discount_percent": "6"}).status_code == 200
     )  # duplicate
+
+
+# --- Every page, for every kind of staff user ------------------------------------------------------------------
+def _admin_pages(tenant_b, line, request):
+    pages = ["/admin/", "/admin/credit/", "/admin/credit/creditline/aging/"]
+    pages.append(f"/admin/credit/creditline/aging/?tenant={tenant_b.slug}")
+    for model in (
+        "creditline",
+        "creditrequest",
+        "creditcharge",
+        "credithold",
+        "creditpayment",
+        "creditledgerentry",
+        "volumediscountbracket",
+    ):
+        pages += [f"/admin/credit/{model}/", f"/admin/credit/{model}/add/", f"/admin/credit/{model}/?q=x&o=1"]
+    pages += [
+        f"/admin/credit/creditline/{line.pk}/change/",
+        f"/admin/credit/creditline/{line.pk}/history/",
+        f"/admin/credit/creditline/{request.pk}/change/",
+        f"/admin/credit/creditrequest/{request.pk}/change/",
+        decide_url(request),
+        decide_url(line),
+        "/admin/credit/creditrequest/00000000-0000-0000-0000-000000000000/decide/",
+    ]
+    with all_tenants_context():
+        from credit.models import (
+            CreditCharge,
+            CreditHold,
+            CreditLedgerEntry,
+            CreditPayment,
+            VolumeDiscountBracket,
+        )
+
+        for model in (CreditCharge, CreditHold, CreditPayment, CreditLedgerEntry, VolumeDiscountBracket):
+            first = model.objects.order_by("pk").first()
+            pages.append(f"/admin/credit/{model._meta.model_name}/{first.pk}/change/")
+    return pages
+
+
+def test_every_admin_page_renders_for_managers_plain_staff_and_superusers(
+    client, make_staff, tenant_a, tenant_b, business_a, business_b
+):
+    from core.models import User
+
+    line = credit_line_approved(business_a)
+    request = credit_line_requested(BusinessCustomerFactory(tenant=tenant_a))
+    credit_line_requested(business_b)
+    with tenant_context(tenant_a):
+        services.credit_use(customer=business_a, amount=Decimal("10"), order_id="A")
+        services.credit_hold_place(customer=business_a, amount=Decimal("10"), order_id="H")
+        services.payment_record(customer=business_a, payment_id="P", amount=Decimal("1"))
+        services.volume_discounts_replace(
+            customer=business_a, brackets=[{"min_amount": "1", "discount_percent": "2"}], actor="t"
+        )
+    users = {
+        "manager": make_staff(tenant_a, "carla"),
+        "plain": make_staff(tenant_a, "clerk", manager=False),
+        "superuser": User.objects.create_superuser("root", "root@example.com", "pw"),
+    }
+    pages = _admin_pages(tenant_b, line, request)
+    seen = {}
+    for name, user in users.items():
+        client.force_login(user)
+        for url in pages:
+            seen[(name, url)] = client.get(url).status_code
+    errors = {key: code for key, code in seen.items() if code >= 500}
+    assert not errors
+    # The pages a role is for render (not just "no 500"); the others are refused, never half-shown.
+    for url in (
+        QUEUE,
+        decide_url(request),
+        "/admin/credit/creditline/aging/",
+        f"/admin/credit/creditline/{line.pk}/change/",
+    ):
+        assert seen[("manager", url)] == seen[("superuser", url)] == 200, url
+        assert seen[("plain", url)] == 403, url
+    assert seen[("superuser", f"/admin/credit/creditline/aging/?tenant={tenant_b.slug}")] == 200
+
+
+def test_a_superuser_approves_from_the_all_tenants_context_for_the_lines_tenant(
+    client, tenant_a, tenant_b, business_b
+):
+    from core.models import OutboxEvent, User
+    from credit.models import CreditLineChange
+
+    line = credit_line_requested(business_b, limit="5000.00")
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    assert str(business_b) in client.get(QUEUE).content.decode()
+    response = client.post(
+        decide_url(line), {"action": "approve", "approved_limit": "4000.00", "payment_terms_days": "60"}
+    )
+    assert response.status_code == 302 and response["Location"] == QUEUE
+    with tenant_context(tenant_b):
+        approved = CreditLine.objects.get(pk=line.pk)
+        assert (approved.status, approved.approved_limit, approved.decided_by) == (
+            "approved",
+            Decimal("4000.00"),
+            "admin:root",
+        )
+        assert list(CreditLineChange.objects.filter(line=line).values_list("action", flat=True)) == [
+            "requested",
+            "approved",
+        ]
+        [event] = OutboxEvent.objects.filter(event_type="credit.approved")
+        assert event.tenant_id == event.payload["tenant_id"] == tenant_b.slug
+        # The approved line is usable from its own tenant's doors.
+        services.credit_use(customer=business_b, amount=Decimal("100"), order_id="AFTER")
+    with tenant_context(tenant_a):
+        assert not OutboxEvent.objects.filter(event_type="credit.approved").exists()
+
+
+def test_staff_without_a_tenant_see_no_tenants_aging(client, make_staff, tenant_b, business_b):
+    credit_line_approved(business_b)
+    with tenant_context(tenant_b):
+        services.credit_use(customer=business_b, amount=Decimal("10"), order_id="SECRET")
+    client.force_login(make_staff(None, "ghost"))  # staff and credit manager, but of no tenant
+    for url in ("/admin/credit/creditline/aging/", f"/admin/credit/creditline/aging/?tenant={tenant_b.slug}"):
+        response = client.get(url)
+        assert response.status_code in (403, 404), url
+        assert str(business_b) not in response.content.decode()
+
+
+def test_line_actions_lock_lines_in_primary_key_order(client, make_staff, tenant_a, monkeypatch):
+    """An admin request is one transaction that keeps each line it touched locked until it ends: bulk actions
+    (and anything else locking several lines) take them in one order, the primary key's, or two of them over
+    overlapping selections, sorted differently on the changelist, can deadlock."""
+    from datetime import timedelta
+
+    lines = sorted(
+        (credit_line_approved(BusinessCustomerFactory(tenant=tenant_a)) for _ in range(4)),
+        key=lambda line: line.pk,
+    )
+    with tenant_context(tenant_a):
+        # Newest first (the changelist's order) is the reverse of primary-key order.
+        for i, line in enumerate(lines):
+            CreditLine.objects.filter(pk=line.pk).update(created_at=T0 + timedelta(minutes=i))
+    seen = []
+    real = services.credit_line_suspend
+
+    def spy(*, line, **kwargs):
+        seen.append(line.pk)
+        return real(line=line, **kwargs)
+
+    monkeypatch.setattr(services, "credit_line_suspend", spy)
+    client.force_login(make_staff(tenant_a, "carla"))
+    selected = [str(line.pk) for line in reversed(lines)]
+    response = client.post(
+        "/admin/credit/creditline/", {"action": "suspend_selected", "_selected_action": selected}
+    )
+    assert response.status_code == 302
+    assert seen == [line.pk for line in lines]
+
+
+def test_a_refusal_while_saving_in_the_admin_is_a_message_not_a_server_error(
+    client, make_staff, tenant_a, business_a, monkeypatch
+):
+    """The form checks first, but a concurrent request can still make the service refuse at save time."""
+    from credit.errors import CreditLineExists, InvalidDiscountBracket
+    from credit.models import VolumeDiscountBracket
+
+    def refuse_line(**kwargs):
+        raise CreditLineExists()
+
+    def refuse_bracket(**kwargs):
+        raise InvalidDiscountBracket("A bracket with this category and min_amount exists.")
+
+    monkeypatch.setattr(services, "credit_line_request", refuse_line)
+    monkeypatch.setattr(services, "volume_discount_bracket_save", refuse_bracket)
+    client.force_login(make_staff(tenant_a, "carla"))
+    response = client.post(
+        "/admin/credit/creditline/add/",
+        {"customer": str(business_a.id), "requested_limit": "900.00", "payment_terms_days": "30"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert CreditLineExists.message in response.content.decode()
+    response = client.post(
+        "/admin/credit/volumediscountbracket/add/",
+        {"customer": str(business_a.id), "category": "", "min_amount": "1", "discount_percent": "5"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "A bracket with this category and min_amount exists." in response.content.decode()
+    with tenant_context(tenant_a):
+        assert not CreditLine.objects.filter(customer=business_a).exists()
+        assert not VolumeDiscountBracket.objects.exists()

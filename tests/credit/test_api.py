@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 
 from core.tenancy import tenant_context
+from credit import services
 from credit.models import CreditLine
 from tests.credit.factories import credit_line_approved, credit_line_requested
 
@@ -375,3 +376,23 @@ def test_the_openapi_schema_describes_the_credit_endpoints(client):
         "/api/v1/customers/{customer_id}/credit/terms/",
     ):
         assert path in paths, path
+
+
+def test_tenant_totals_beyond_one_lines_digits_are_served(api_client_for, tenant_a):
+    """Three lines at the largest limit add up to more digits than one amount has: the totals still render."""
+    from tests.factories import BusinessCustomerFactory
+
+    customers = [BusinessCustomerFactory(tenant=tenant_a) for _ in range(3)]
+    for customer in customers:
+        credit_line_approved(customer, limit="999999999999.99")
+    with tenant_context(tenant_a):
+        for i, customer in enumerate(customers):
+            services.credit_use(customer=customer, amount=D("999999999999.99"), order_id=f"BIG-{i}")
+    reader = api_client_for(tenant_a, READ)
+    kpis = reader.get("/api/v1/credit/kpis/")
+    assert kpis.status_code == 200, kpis.content
+    assert (kpis.json()["limit_total"], kpis.json()["used_total"]) == ("2999999999999.97", "2999999999999.97")
+    aging = reader.get("/api/v1/credit/aging/")
+    assert aging.status_code == 200, aging.content
+    assert aging.json()["total"] == "2999999999999.97"
+    assert aging.json()["buckets"]["current"] == "2999999999999.97"

@@ -13,9 +13,9 @@ from django.db import connection
 
 from core.models import OutboxEvent
 from core.tenancy import tenant_context
-from credit import services
+from credit import clock, services
 from credit.errors import CreditLimitExceeded
-from credit.models import CreditCharge, CreditLedgerEntry, CreditLine
+from credit.models import CreditCharge, CreditHold, CreditLedgerEntry, CreditLine
 from tests.credit.factories import credit_line_approved
 
 D = Decimal
@@ -144,3 +144,95 @@ def test_bypass_a_check_that_passes_and_a_use_that_comes_later(business_a, appro
     with pytest.raises(CreditLimitExceeded):
         use(business_a, "700.00", "ORD-CHECKED")  # the use is checked again, under the lock
     assert state(approved_line)[0] == D("500.00")
+
+
+def consistent_exposure(line: Any) -> Decimal:
+    """The cached exposure equals its ledger and what is really owed or held; return it."""
+    with tenant_context(line.tenant_id):
+        fresh = CreditLine.objects.get(pk=line.pk)
+        ledger = sum((e.amount for e in CreditLedgerEntry.objects.filter(line=line)), D("0"))
+        owed = sum((c.outstanding for c in CreditCharge.objects.filter(line=line)), D("0"))
+        held = sum((h.amount for h in CreditHold.objects.filter(line=line, status="active")), D("0"))
+        assert fresh.exposure == ledger == owed + held, (fresh.exposure, ledger, owed, held)
+        return fresh.exposure
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hold_expiring_while_its_order_is_charged_ends_exactly_once(business_a, clock_at):
+    """The expiry job (for which the hold's time is up) and the checkout charging its order race for the line: the
+    hold is either expired then the order charged in full, or converted; never released twice."""
+    line = credit_line_approved(business_a, limit="1000.00")
+    for round_ in range(4):
+        order = f"ORD-{round_}"
+        with tenant_context(business_a.tenant_id):
+            services.credit_hold_place(customer=business_a, amount=D("100"), order_id=order)
+        later = clock.now() + services.hold_ttl() * 2
+
+        def work(i: int, order: str = order, later: Any = later) -> Any:
+            with tenant_context(business_a.tenant_id):
+                if i == 0:
+                    return services.credit_holds_expire(now=later)
+                return services.credit_use(customer=business_a, amount=D("100"), order_id=order)
+
+        expired, used = run_threads(2, work)
+        assert isinstance(used, services.CreditUsageResult), used
+        assert expired in (0, 1), expired
+        with tenant_context(business_a.tenant_id):
+            hold = CreditHold.objects.get(order_id=order)
+        assert (hold.status, expired) in {("expired", 1), ("converted", 0)}
+        assert consistent_exposure(line) == D("100") * (round_ + 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_payment_racing_a_use_allocates_and_releases_exactly(business_a):
+    """Whichever locks the line first, the payment settles the old charge and the new order is charged."""
+    line = credit_line_approved(business_a, limit="1000.00")
+    for round_ in range(3):
+        old, new = f"OLD-{round_}", f"NEW-{round_}"
+        use(business_a, "400.00", old)
+
+        def work(i: int, old: str = old, new: str = new, round_: int = round_) -> Any:
+            if i == 0:
+                with tenant_context(business_a.tenant_id):
+                    return services.payment_record(
+                        customer=business_a, payment_id=f"P-{round_}", amount=D("400")
+                    )
+            return use(business_a, "500.00", new)
+
+        paid, used = run_threads(2, work)
+        assert isinstance(paid, services.PaymentResult) and isinstance(used, services.CreditUsageResult)
+        assert [(a.order_id, a.amount) for a in paid.allocations] == [(old, D("400.00"))]
+        assert paid.unapplied_amount == 0
+        assert consistent_exposure(line) == D("500.00")
+        with tenant_context(business_a.tenant_id):
+            services.payment_record(
+                customer=business_a, payment_id=f"Q-{round_}", amount=D("500"), order_id=new
+            )
+        assert consistent_exposure(line) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_order_id_or_key_raced_by_two_customers_is_charged_once(tenant_a, business_a):
+    """Ids unique across the tenant are not serialised by either line's lock: the database's unique constraint
+    decides, and the loser gets a clear refusal (never an IntegrityError, never two charges)."""
+    from tests.factories import BusinessCustomerFactory
+
+    other = BusinessCustomerFactory(tenant=tenant_a)
+    lines = [credit_line_approved(business_a), credit_line_approved(other)]
+    customers = [business_a, other]
+    for round_ in range(3):
+        order = f"SHARED-{round_}"
+        results = run_threads(2, lambda i, order=order: use(customers[i], "10.00", order))
+        assert sorted(type(r).__name__ for r in results) == ["CreditUsageResult", "IdempotencyKeyReused"]
+        results = run_threads(2, lambda i, r=round_: use(customers[i], "10.00", f"K-{r}-{i}", key=f"key-{r}"))
+        assert sorted(type(r).__name__ for r in results) == ["CreditUsageResult", "IdempotencyKeyReused"]
+
+        def hold(i: int, order: str = f"HOLD-{round_}") -> Any:
+            with tenant_context(tenant_a):
+                return services.credit_hold_place(customer=customers[i], amount=D("5"), order_id=order)
+
+        results = run_threads(2, hold)
+        assert sorted(type(r).__name__ for r in results) == ["CreditHoldExists", "HoldResult"]
+    with tenant_context(tenant_a):
+        assert CreditCharge.objects.count() == 6
+    assert sum(consistent_exposure(line) for line in lines) == D("75.00")

@@ -118,7 +118,10 @@ def test_the_tasks_run_every_tenant_in_its_own_context(
     assert overdue[business_a.tenant_id]["lines_put_on_hold"] == 1
     assert overdue[business_b.tenant_id]["lines_put_on_hold"] == 1
     assert line_status(approved_line) == line_status(line_b) == "on_hold"
-    assert credit_holds_expire_task() == {business_a.tenant_id: 1, business_b.tenant_id: 0}
+    assert credit_holds_expire_task() == {
+        business_a.tenant_id: {"holds_expired": 1, "lines_failed": 0},
+        business_b.tenant_id: {"holds_expired": 0, "lines_failed": 0},
+    }
     with tenant_context(business_a.tenant_id):
         assert CreditLine.objects.get(pk=approved_line.pk).exposure == D("10")
 
@@ -131,3 +134,46 @@ def test_the_beat_schedule_declares_both_jobs():
     from django.conf import settings
 
     assert {"credit.overdue", "credit.holds-expire"} <= set(settings.CELERY_BEAT_SCHEDULE)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_jobs_commit_line_by_line_so_one_failing_line_undoes_nothing_else(
+    tenant_a, clock_at, settings, monkeypatch
+):
+    """Each line is its own short transaction: locked only while it is processed, and a line that fails (logged)
+    neither rolls back nor blocks the other lines of its tenant."""
+    from tests.factories import BusinessCustomerFactory
+
+    settings.CREDIT_OVERDUE_GRACE_DAYS = 0
+    customers = [BusinessCustomerFactory(tenant=tenant_a) for _ in range(3)]
+    lines = sorted((credit_line_approved(c, terms=0) for c in customers), key=lambda line: line.pk)
+    with tenant_context(tenant_a):
+        for i, line in enumerate(lines):
+            services.credit_use(customer=line.customer, amount=D("10"), order_id=f"O-{i}")
+            services.credit_hold_place(customer=line.customer, amount=D("5"), order_id=f"H-{i}")
+    broken = lines[1].pk
+    real_reconcile, real_expire = services._reconcile_overdue_hold, services._expire_holds
+
+    def reconcile(line, **kwargs):
+        if line.pk == broken:
+            raise RuntimeError("a line the job cannot process")
+        return real_reconcile(line, **kwargs)
+
+    def expire(line, **kwargs):
+        if line.pk == broken:
+            raise RuntimeError("a line the job cannot process")
+        return real_expire(line, **kwargs)
+
+    monkeypatch.setattr(services, "_reconcile_overdue_hold", reconcile)
+    monkeypatch.setattr(services, "_expire_holds", expire)
+    clock_at(T0 + timedelta(days=2))
+    overdue = credit_overdue_task()[tenant_a.slug]
+    assert (overdue["lines_put_on_hold"], overdue["lines_failed"]) == (2, 1)
+    assert [line_status(line) for line in lines] == ["on_hold", "approved", "on_hold"]
+    with tenant_context(tenant_a):
+        # The failed line's charge was not half-processed either: its own transaction rolled back.
+        assert CreditCharge.objects.get(line_id=broken).status == "open"
+    assert credit_holds_expire_task()[tenant_a.slug] == {"holds_expired": 2, "lines_failed": 1}
+    with tenant_context(tenant_a):
+        exposures = [CreditLine.objects.get(pk=line.pk).exposure for line in lines]
+    assert exposures == [D("10"), D("15"), D("10")]

@@ -606,3 +606,45 @@ def test_demo_seed_gives_the_demo_business_an_approved_line_and_is_idempotent(te
         assert CreditLine.objects.get(customer=cafe).status == "requested"
         assert services.credit_use(customer=andes, amount=D("1000"), order_id="DEMO-1").amount == D("1000")
         assert len(selectors.commercial_terms(andes).volume_discounts) == 3
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "tab\there", "x" * 101, "   "])
+def test_order_and_payment_references_are_validated_at_every_door(business_a, approved_line, bad):
+    """References from events or gRPC reach the services without a serializer: control characters (NUL breaks
+    SQL) and over-long ids are refused, never truncated into another order's id."""
+    from credit.errors import InvalidOrderId, InvalidPaymentId
+
+    with tenant_context(business_a.tenant_id):
+        services.credit_use(customer=business_a, amount=D("10"), order_id="x" * 100)
+        with pytest.raises(InvalidOrderId):
+            services.credit_use(customer=business_a, amount=D("1"), order_id=bad)
+        with pytest.raises(InvalidOrderId):
+            services.credit_hold_place(customer=business_a, amount=D("1"), order_id=bad)
+        with pytest.raises(InvalidPaymentId):
+            services.payment_record(customer=business_a, payment_id=bad, amount=D("1"))
+        if bad.strip():
+            with pytest.raises(InvalidOrderId):
+                services.payment_record(customer=business_a, payment_id="P", amount=D("1"), order_id=bad)
+        assert not CreditCharge.objects.filter(order_id="x" * 100, status="paid").exists()
+    assert fresh(approved_line).exposure == D("10")
+
+
+def test_a_hold_key_reused_with_another_expiry_is_refused(business_a, approved_line, clock_at):
+    first = clock.now() + timedelta(hours=2)
+    with tenant_context(business_a.tenant_id):
+        hold = services.credit_hold_place(
+            customer=business_a, amount=D("10"), order_id="O", expires_at=first, idempotency_key="k"
+        )
+        again = services.credit_hold_place(
+            customer=business_a, amount=D("10"), order_id="O", expires_at=first, idempotency_key="k"
+        )
+        assert again.replayed and again.hold_id == hold.hold_id
+        with pytest.raises(IdempotencyKeyReused):
+            services.credit_hold_place(
+                customer=business_a,
+                amount=D("10"),
+                order_id="O",
+                expires_at=first + timedelta(hours=1),
+                idempotency_key="k",
+            )
+        assert CreditHold.objects.get(pk=hold.hold_id).expires_at == first

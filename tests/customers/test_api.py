@@ -184,3 +184,10 @@ def test_openapi_schema_and_docs_are_served(client):
     assert schema.status_code == 200
     assert b"/api/v1/customers/" in schema.content
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "cD0yMDI2LTEx", "cD1ub3QtYS1kYXRl"])
+def test_a_tampered_cursor_is_invalid_input_not_a_500(api_a, customer_a, cursor):
+    response = api_a.get(URL, {"cursor": cursor})
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_cursor"
