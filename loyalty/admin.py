@@ -11,8 +11,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -37,6 +36,19 @@ INLINE_LIMIT = 100
 
 def _actor(request: HttpRequest) -> str:
     return f"admin:{request.user.get_username()}"
+
+
+class ReadOnlyMixin:
+    """Rows that only services write (ledgers, balances, rewards): the admin shows them and changes nothing."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 # --- Program and tiers ----------------------------------------------------------------------------------------
@@ -167,19 +179,10 @@ class LoyaltyProgramAdmin(TenantScopedAdmin):
 
 
 # --- Accounts -------------------------------------------------------------------------------------------------
-class _ReadOnlyInline(admin.TabularInline):
+class _ReadOnlyInline(ReadOnlyMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class TransactionInline(_ReadOnlyInline):
@@ -227,7 +230,7 @@ class TierChangeInline(_ReadOnlyInline):
 
 
 @admin.register(LoyaltyAccount)
-class LoyaltyAccountAdmin(TenantScopedAdmin):
+class LoyaltyAccountAdmin(ReadOnlyMixin, TenantScopedAdmin):
     list_display = [
         "customer",
         "tier",
@@ -262,16 +265,7 @@ class LoyaltyAccountAdmin(TenantScopedAdmin):
         "allow_negative",
     ]
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Balances change only through services; the page is for reading and for the two forms below.
-        return False
+    # Balances change only through services; the page is for reading and for the two forms below.
 
     @admin.display(description="Actions")
     def manual_actions(self, obj: LoyaltyAccount) -> str:
@@ -310,10 +304,17 @@ class LoyaltyAccountAdmin(TenantScopedAdmin):
         }
         return TemplateResponse(request, "admin/loyalty/account_form.html", context)
 
+    def _account(self, request: HttpRequest, object_id: str) -> LoyaltyAccount:
+        # get_object() answers None for an id that is not one (say "abc"), where a plain lookup raises a 500.
+        account = self.get_object(request, object_id)
+        if account is None:
+            raise Http404("No such loyalty account.")
+        return account
+
     def adjust_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not request.user.has_perm("loyalty.adjust_points"):
             raise PermissionDenied
-        account = get_object_or_404(self.get_queryset(request), pk=object_id)
+        account = self._account(request, object_id)
         form = AdjustForm(request.POST or None, initial={"idempotency_key": f"admin-{uuid.uuid4()}"})
         if request.method == "POST" and form.is_valid():
             try:
@@ -338,7 +339,7 @@ class LoyaltyAccountAdmin(TenantScopedAdmin):
     def override_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not request.user.has_perm("loyalty.override_tier"):
             raise PermissionDenied
-        account = get_object_or_404(self.get_queryset(request), pk=object_id)
+        account = self._account(request, object_id)
         form = TierOverrideForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -386,7 +387,7 @@ class TierOverrideForm(forms.Form):
 
 
 @admin.register(LoyaltyTransaction)
-class LoyaltyTransactionAdmin(TenantScopedAdmin):
+class LoyaltyTransactionAdmin(ReadOnlyMixin, TenantScopedAdmin):
     list_display = [
         "created_at",
         "customer",
@@ -401,19 +402,36 @@ class LoyaltyTransactionAdmin(TenantScopedAdmin):
     list_select_related = ["customer"]
     readonly_fields = [f.name for f in LoyaltyTransaction._meta.fields]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 # --- Stamp cards ----------------------------------------------------------------------------------------------
+class StampRuleForm(forms.ModelForm):
+    class Meta:
+        model = StampRule
+        fields = [
+            "tenant",
+            "name",
+            "skus",
+            "categories",
+            "stamps_per_card",
+            "reward_description",
+            "reward_sku",
+            "active",
+        ]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        # Staff do not see the tenant field, so Django skips the (tenant, name) constraint and the database would
+        # refuse the row with a 500; the queryset is already the staff user's tenant (RLS and the manager).
+        if "tenant" not in self.fields and (
+            StampRule.objects.filter(name=name).exclude(pk=self.instance.pk).exists()
+        ):
+            raise forms.ValidationError("A stamp rule with this name already exists.")
+        return name
+
+
 @admin.register(StampRule)
 class StampRuleAdmin(TenantScopedAdmin):
+    form = StampRuleForm
     list_display = ["name", "stamps_per_card", "reward_description", "active"]
     list_filter = ["active"]
     search_fields = ["name"]
@@ -423,21 +441,12 @@ class StampRuleAdmin(TenantScopedAdmin):
 
 
 @admin.register(StampReward)
-class StampRewardAdmin(TenantScopedAdmin):
+class StampRewardAdmin(ReadOnlyMixin, TenantScopedAdmin):
     list_display = ["customer", "rule", "status", "issued_at", "redeemed_at"]
     list_filter = ["status"]
     search_fields = ["customer__email", "customer__phone"]
     readonly_fields = [f.name for f in StampReward._meta.fields]
     actions = ["redeem_selected"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.action(description="Redeem selected rewards", permissions=["view"])
     def redeem_selected(self, request: HttpRequest, queryset: Any) -> None:

@@ -6,6 +6,7 @@ checks (and error codes: invalid_amount, invalid_points, ...) apply at every doo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import django_filters
@@ -13,13 +14,16 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.exceptions import ErrorDetail, NotFound
 from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import Cursor
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import DefaultCursorPagination, TenantAPIView, idempotency_key_from
-from customers.selectors import customer_get
+from customers.selectors import customer_get, tenant_get
 from loyalty import selectors, services
+from loyalty.errors import InvalidCursor
 from loyalty.models import (
     DowngradePolicy,
     EarnRounding,
@@ -36,6 +40,7 @@ READ = ["loyalty:read"]
 WRITE = ["loyalty:write"]
 ADMIN = ["loyalty:admin"]
 REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_ITEMS = 500
 
 
 def actor_of(view: TenantAPIView) -> str:
@@ -62,6 +67,27 @@ class PointsField(serializers.Field):
 
     def to_representation(self, value: Any) -> Any:
         return value
+
+
+class StrictFieldsMixin:
+    """Refuses fields the serializer does not know (`unknown_field`): a misspelt `dry_run` must never turn a
+    quote into a redemption, nor a misspelt setting be dropped without a word."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - set(self.fields))  # type: ignore[attr-defined]
+            if unknown:
+                raise serializers.ValidationError(
+                    {
+                        name: [ErrorDetail("This field is not known.", code="unknown_field")]
+                        for name in unknown
+                    }
+                )
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictInput(StrictFieldsMixin, serializers.Serializer):
+    pass
 
 
 def _created(body: dict[str, Any], *, replayed: bool) -> Response:
@@ -227,11 +253,9 @@ class ProgramOutput(serializers.Serializer):
 
 
 def _program_body(tenant_slug: str) -> dict[str, Any]:
-    from core.models import Tenant
-
     program = selectors.program_get(tenant_slug)
     data = {name: getattr(program, name) for name in services.PROGRAM_FIELDS}
-    data["currency"] = Tenant.objects.get(slug=tenant_slug).currency
+    data["currency"] = tenant_get(tenant_slug).currency
     data["tiers"] = selectors.program_tiers(program)
     return ProgramOutput(data).data
 
@@ -276,7 +300,7 @@ class StampResultOutput(serializers.Serializer):
     replayed = serializers.BooleanField()
 
 
-class StampRuleSerializer(serializers.ModelSerializer):
+class StampRuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     skus = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=500)
     categories = serializers.ListField(
         child=serializers.CharField(max_length=64), required=False, max_length=100
@@ -308,50 +332,50 @@ class ItemInput(serializers.Serializer):
     unit_price = DecimalStringField(required=False)
 
 
-class EarnInput(serializers.Serializer):
+class EarnInput(StrictInput):
     purchase_amount = DecimalStringField(required=False, allow_null=True)
     points = PointsField(required=False, allow_null=True)
     currency = serializers.CharField(max_length=3, required=False, allow_blank=True)
     reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    items = ItemInput(many=True, required=False)
+    items = serializers.ListField(child=ItemInput(), required=False, max_length=MAX_ITEMS)
 
 
-class RedeemInput(serializers.Serializer):
+class RedeemInput(StrictInput):
     points = PointsField()
     reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     purchase_amount = DecimalStringField(required=False, allow_null=True)
     dry_run = serializers.BooleanField(required=False, default=False)
 
 
-class ReverseInput(serializers.Serializer):
+class ReverseInput(StrictInput):
     reference = serializers.CharField(max_length=100)
     amount = DecimalStringField(required=False, allow_null=True, help_text="Omit for a full reversal.")
     purchase_amount = DecimalStringField(required=False, allow_null=True)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
-class AdjustInput(serializers.Serializer):
+class AdjustInput(StrictInput):
     points = PointsField(help_text="Positive to add, negative to take away.")
     reason = serializers.CharField(max_length=500, allow_blank=True)
 
 
-class TierOverrideInput(serializers.Serializer):
+class TierOverrideInput(StrictInput):
     tier = serializers.ChoiceField(choices=TierCode.choices)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
     reason = serializers.CharField(max_length=500, allow_blank=True)
 
 
-class StampsInput(serializers.Serializer):
+class StampsInput(StrictInput):
     rule_id = serializers.CharField(max_length=64)
     stamps = PointsField()
     reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
-class StampRedeemInput(serializers.Serializer):
+class StampRedeemInput(StrictInput):
     reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
-class TierInput(serializers.Serializer):
+class TierInput(StrictInput):
     code = serializers.ChoiceField(choices=TierCode.choices)
     name = serializers.CharField(max_length=50, required=False)
     threshold = serializers.IntegerField(min_value=0, required=False)
@@ -359,7 +383,7 @@ class TierInput(serializers.Serializer):
     benefits = serializers.CharField(required=False, allow_blank=True)
 
 
-class ProgramInput(serializers.Serializer):
+class ProgramInput(StrictInput):
     name = serializers.CharField(max_length=100, required=False)
     earn_rate = serializers.DecimalField(max_digits=10, decimal_places=4, required=False)
     earn_rounding = serializers.ChoiceField(choices=EarnRounding.choices, required=False)
@@ -404,6 +428,19 @@ class LedgerCursorPagination(DefaultCursorPagination):
     # `seq` follows insertion order and is unique: a stable cursor even for rows written in the same instant.
     ordering = "-seq"
 
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        """DRF answers a garbled cursor with 404 and lets a non-numeric position through to the query (a 500)."""
+        try:
+            cursor = super().decode_cursor(request)
+        except NotFound as exc:
+            raise InvalidCursor() from exc
+        if cursor is not None and cursor.position is not None:
+            try:
+                int(cursor.position)
+            except ValueError as exc:
+                raise InvalidCursor() from exc
+        return cursor
+
 
 class TransactionListView(TenantAPIView, GenericAPIView):
     required_scopes = {"GET": READ}
@@ -413,6 +450,8 @@ class TransactionListView(TenantAPIView, GenericAPIView):
     filterset_class = TransactionFilter
 
     def get_queryset(self) -> QuerySet[LoyaltyTransaction]:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: documents the filters
+            return LoyaltyTransaction.objects.none()
         return selectors.transactions_for(customer_get(self.kwargs["customer_id"]))
 
     @extend_schema(responses=TransactionOutput(many=True))

@@ -33,6 +33,11 @@ class PurchaseAmountUnknown(InvalidInput):
     message = "A partial return needs the purchase amount, and none was recorded for this reference."
 
 
+class InvalidCursor(InvalidInput):
+    code = "invalid_cursor"
+    message = "The pagination cursor is not valid; start again from the first page."
+
+
 class InvalidStamps(InvalidInput):
     code = "invalid_stamps"
     message = "stamps must be a whole number greater than zero."

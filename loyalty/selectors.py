@@ -17,6 +17,7 @@ from core.tenancy import require_tenant_slug
 from customers.models import Customer
 from loyalty import clock
 from loyalty.calculations import add_months, discount_for
+from loyalty.errors import StampRuleNotFound
 from loyalty.models import (
     DEFAULT_TIERS,
     AwardStatus,
@@ -44,20 +45,25 @@ def program_get(tenant_id: str) -> LoyaltyProgram:
     return program if program is not None else LoyaltyProgram(tenant_id=tenant_id)
 
 
+def default_tiers(program: LoyaltyProgram) -> list[LoyaltyTier]:
+    """The contract's default tiers for `program`, lowest first, not saved."""
+    return [
+        LoyaltyTier(
+            tenant_id=program.tenant_id,
+            program=program,
+            code=code,
+            name=name,
+            threshold=threshold,
+            earn_multiplier=multiplier,
+        )
+        for code, name, threshold, multiplier in DEFAULT_TIERS
+    ]
+
+
 def program_tiers(program: LoyaltyProgram) -> list[LoyaltyTier]:
     """The program's tiers, lowest first (the defaults, not saved, for a program not saved yet)."""
     if program._state.adding:
-        return [
-            LoyaltyTier(
-                tenant_id=program.tenant_id,
-                program=program,
-                code=code,
-                name=name,
-                threshold=threshold,
-                earn_multiplier=multiplier,
-            )
-            for code, name, threshold, multiplier in DEFAULT_TIERS
-        ]
+        return default_tiers(program)
     return sorted(LoyaltyTier.objects.filter(program=program), key=lambda t: tier_rank(t.code))
 
 
@@ -245,6 +251,14 @@ def stamp_cards_for(customer: Customer) -> list[StampCardView]:
             )
         )
     return views
+
+
+def stamp_rule_get(rule_id: Any) -> StampRule:
+    """The current tenant's stamp rule; `stamp_rule_not_found` for an unknown or malformed id."""
+    try:
+        return StampRule.objects.get(pk=UUID(str(rule_id)))
+    except (StampRule.DoesNotExist, ValueError, TypeError) as exc:
+        raise StampRuleNotFound(rule_id=str(rule_id)) from exc
 
 
 def stamp_rules() -> QuerySet[StampRule]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,9 +29,9 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 
-from core.errors import InvalidInput
+from core.errors import InvalidAmount, InvalidInput
 from core.models import Tenant
-from core.money import check_currency, parse_amount
+from core.money import MAX_AMOUNT, check_currency, parse_amount
 from core.outbox import outbox_record
 from customers.cache import customer_cache_invalidate
 from customers.models import Customer
@@ -63,7 +64,6 @@ from loyalty.errors import (
     StampRuleNotFound,
 )
 from loyalty.models import (
-    DEFAULT_TIERS,
     TIER_ORDER,
     AwardAllocation,
     AwardStatus,
@@ -89,9 +89,22 @@ from loyalty.models import (
     TransactionType,
     tier_rank,
 )
-from loyalty.selectors import program_get, program_tiers, qualifying_points_in_window, spendable_points
+from loyalty.selectors import (
+    default_tiers,
+    program_get,
+    program_tiers,
+    qualifying_points_in_window,
+    spendable_points,
+    stamp_rule_get,
+)
 
 MAX_POINTS = 10**12
+MAX_STAMPS = 1000  # per request, and per card from one purchase
+MAX_ITEM_QUANTITY = Decimal(1_000_000)
+MAX_REDEMPTION_POINTS_PER_UNIT = 1_000_000
+MAX_MIN_REDEMPTION_POINTS = 1_000_000_000
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 _KEY_CONSTRAINTS = ("loyalty_operation_key_unique_per_tenant", "loyalty_txn_key_unique_per_tenant")
 
 
@@ -203,11 +216,11 @@ class StampResult:
 
 # --- Input checks ---------------------------------------------------------------------------------------------
 def _check_points(points: Any, *, allow_negative: bool = False) -> int:
+    # ASCII digits only: str.isdigit() also accepts characters such as "²" that int() refuses.
+    if isinstance(points, str) and _WHOLE_NUMBER.fullmatch(points.strip()):
+        points = int(points.strip())
     if isinstance(points, bool) or not isinstance(points, int):
-        if isinstance(points, str) and points.strip().lstrip("-").isdigit():
-            points = int(points.strip())
-        else:
-            raise InvalidPoints(field="points")
+        raise InvalidPoints(field="points")
     if abs(points) > MAX_POINTS or points == 0 or (points < 0 and not allow_negative):
         raise InvalidPoints(field="points")
     return points
@@ -221,13 +234,18 @@ def _check_key(key: Any) -> str:
         raise InvalidInput(
             "The idempotency key is longer than 200 characters.", code="invalid_idempotency_key"
         )
+    if _CONTROL_CHARACTERS.search(key):
+        raise InvalidInput("The idempotency key has control characters.", code="invalid_idempotency_key")
     return key
 
 
 def _check_reference(reference: Any) -> str:
     reference = (reference or "").strip() if isinstance(reference, str) or reference is None else None
-    if reference is None or len(reference) > 100:
-        raise InvalidInput("reference must be a string of at most 100 characters.", code="invalid_reference")
+    if reference is None or len(reference) > 100 or "\x00" in reference:
+        raise InvalidInput(
+            "reference must be a string of at most 100 characters, without NUL characters.",
+            code="invalid_reference",
+        )
     return reference
 
 
@@ -240,8 +258,11 @@ def _normalize_items(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]
             quantity = Decimal(str(item.get("quantity", 1)))
         except Exception as exc:
             raise InvalidInput("An item's quantity is not a number.", code="invalid_item") from exc
-        if not quantity.is_finite() or quantity <= 0:
-            raise InvalidInput("An item's quantity must be greater than zero.", code="invalid_item")
+        if not quantity.is_finite() or not 0 < quantity <= MAX_ITEM_QUANTITY:
+            raise InvalidInput(
+                f"An item's quantity must be greater than zero and at most {MAX_ITEM_QUANTITY}.",
+                code="invalid_item",
+            )
         normalized.append(
             {
                 "sku": str(item.get("sku") or "").strip(),
@@ -327,17 +348,7 @@ def program_ensure(tenant_id: str) -> LoyaltyProgram:
     try:
         with transaction.atomic():
             program = LoyaltyProgram.objects.create(tenant_id=tenant_id)
-            LoyaltyTier.objects.bulk_create(
-                LoyaltyTier(
-                    tenant_id=tenant_id,
-                    program=program,
-                    code=code,
-                    name=name,
-                    threshold=threshold,
-                    earn_multiplier=multiplier,
-                )
-                for code, name, threshold, multiplier in DEFAULT_TIERS
-            )
+            LoyaltyTier.objects.bulk_create(default_tiers(program))
             return program
     except IntegrityError:
         return LoyaltyProgram.objects.get(tenant_id=tenant_id)
@@ -370,10 +381,10 @@ def validate_program(values: dict[str, Any]) -> None:
         raise bad("earn_rate", "must be greater than zero")
     if values["earn_rounding"] not in EarnRounding.values:
         raise bad("earn_rounding", f"must be one of {', '.join(EarnRounding.values)}")
-    if int(values["redemption_points_per_unit"]) < 1:
-        raise bad("redemption_points_per_unit", "must be at least 1")
-    if int(values["min_redemption_points"]) < 0:
-        raise bad("min_redemption_points", "must not be negative")
+    if not 1 <= int(values["redemption_points_per_unit"]) <= MAX_REDEMPTION_POINTS_PER_UNIT:
+        raise bad("redemption_points_per_unit", f"must be between 1 and {MAX_REDEMPTION_POINTS_PER_UNIT}")
+    if not 0 <= int(values["min_redemption_points"]) <= MAX_MIN_REDEMPTION_POINTS:
+        raise bad("min_redemption_points", f"must be between 0 and {MAX_MIN_REDEMPTION_POINTS}")
     share = Decimal(values["max_redemption_share"])
     if not Decimal("0") < share <= Decimal("1"):
         raise bad("max_redemption_share", "must be greater than 0 and at most 1")
@@ -398,6 +409,8 @@ def validate_tiers(tiers: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     ordered = [by_code[code] for code in TIER_ORDER]
     if int(ordered[0]["threshold"]) != 0:
         raise InvalidProgram(f"tiers: {TIER_ORDER[0]} must have threshold 0", field="tiers")
+    if any(int(t["threshold"]) > MAX_POINTS for t in ordered):
+        raise InvalidProgram(f"tiers: a threshold may be at most {MAX_POINTS}", field="tiers")
     for lower, higher in itertools.pairwise(ordered):
         if int(higher["threshold"]) <= int(lower["threshold"]):
             raise InvalidProgram("tiers: thresholds must rise with the tier", field="tiers")
@@ -502,20 +515,23 @@ def _lock(
 ) -> _Ctx:
     """Lock the customer's account (creating it the first time) and bring it up to date with the clock."""
     program = program_ensure(customer.tenant_id)
-    tiers = program_tiers(program)
     LoyaltyAccount.objects.bulk_create(
         [
             LoyaltyAccount(
                 tenant_id=customer.tenant_id,
                 customer=customer,
                 allow_negative=program.allows_negative,
-                tier=tiers[0].code,
-                earned_tier=tiers[0].code,
+                tier=TIER_ORDER[0],
+                earned_tier=TIER_ORDER[0],
             )
         ],
         ignore_conflicts=True,
     )
     account = LoyaltyAccount.objects.select_for_update().get(customer_id=customer.pk)
+    # Read the program again under the lock: a change of its negative-balance policy either committed before
+    # (and is seen now) or waits for this lock (and then syncs this account); never a stale policy.
+    program = LoyaltyProgram.objects.get(pk=program.pk)
+    tiers = program_tiers(program)
     ctx = _Ctx(
         customer=customer,
         program=program,
@@ -591,6 +607,14 @@ def _allocate(ctx: _Ctx, txn: LoyaltyTransaction, award: PointsAward, points: in
     AwardAllocation.objects.create(tenant_id=award.tenant_id, transaction=txn, award=award, points=points)
 
 
+def _credit(ctx: _Ctx, points: int) -> int:
+    """Add points to the available balance; returns how many of them first pay back a negative balance (which
+    the program allowed), for the caller to draw from the award they came in."""
+    debt = max(0, -ctx.account.available)
+    ctx.account.available += points
+    return min(points, debt)
+
+
 def _spendable_awards(ctx: _Ctx) -> list[PointsAward]:
     """Available awards with points left, soonest-expiring first (never-expiring last)."""
     return list(
@@ -638,9 +662,11 @@ def _award_expiry(ctx: _Ctx) -> datetime | None:
 
 
 # --- Maturing: release pending, expire ------------------------------------------------------------------------
-def _mature(ctx: _Ctx) -> None:
+def _mature(ctx: _Ctx) -> tuple[int, int]:
+    """Bring the account up to the clock: release, expire, and apply the tier the released points reach (or the
+    end of an override). Returns (points released, points expired); the caller's `_finish` records the events."""
     released = _release_due(ctx)
-    _expire_due(ctx)
+    expired = _expire_due(ctx)
     account = ctx.account
     override_ended = (
         account.tier_override_expires_at is not None and account.tier_override_expires_at <= ctx.now
@@ -649,6 +675,7 @@ def _mature(ctx: _Ctx) -> None:
         _refresh_qualifying(ctx)
         _evaluate_tier(ctx, review=False)
         _save_account(ctx)
+    return released, expired
 
 
 def _release_due(ctx: _Ctx) -> int:
@@ -677,11 +704,8 @@ def _release_due(ctx: _Ctx) -> int:
             reverses=None,
         )
         ctx.account.pending -= points
-        # A negative balance (allowed by the program) is paid back first from the released points.
-        debt_before = max(0, -ctx.account.available)
-        ctx.account.available += points
+        repay = _credit(ctx, points)
         _save_txn(ctx, txn)
-        repay = min(points, debt_before)
         if repay:
             _allocate(ctx, txn, award, repay)
         total += points
@@ -887,12 +911,12 @@ def points_earn(
     currency = check_currency(currency, tenant_currency=tenant.currency)
     reference = _check_reference(reference)
     normalized_items = _normalize_items(items)
+    # The fingerprint covers what is earned, not how the sale is described: a point-of-sale call (no items) and the
+    # sale's event (with items) share the key `pos:<transaction id>` and must be the same request.
     payload = {
         "purchase_amount": str(amount) if amount is not None else None,
         "points": bonus,
         "currency": currency,
-        "reference": reference,
-        "items": normalized_items,
         "qualifying": qualifying,
     }
 
@@ -913,6 +937,10 @@ def points_earn(
             earned = int(bonus or 0)
             counts = program.bonus_points_qualify if qualifying is None else qualifying
             qualifying_points = earned if counts else 0
+        if earned > MAX_POINTS:
+            raise InvalidAmount(
+                f"purchase_amount would earn more than {MAX_POINTS} points at once.", field="purchase_amount"
+            )
         pending = program.pending_days > 0 and earned > 0
         txn = _new_txn(
             ctx,
@@ -929,19 +957,18 @@ def points_earn(
             reference=reference,
             idempotency_key=key,
         )
-        debt_before = max(0, -ctx.account.available)
         ctx.account.lifetime_earned += earned
+        repay = 0
         if pending:
             ctx.account.pending += earned
         else:
-            ctx.account.available += earned
+            repay = _credit(ctx, earned)
         if txn.qualifying_delta:
             _refresh_qualifying(ctx, unsaved_delta=txn.qualifying_delta)
             _evaluate_tier(ctx, review=False)
         _save_txn(ctx, txn)
         if earned:
             award = _new_award(ctx, txn, earned, pending=pending, qualifying=qualifying_points)
-            repay = 0 if pending else min(earned, debt_before)
             if repay:
                 _allocate(ctx, txn, award, repay)
         _save_account(ctx)
@@ -977,6 +1004,8 @@ def points_earn(
 
 # --- Redeem ---------------------------------------------------------------------------------------------------
 def _check_redemption(program: LoyaltyProgram, points: int, available: int, amount: Decimal | None) -> None:
+    if discount_for(points, points_per_unit=program.redemption_points_per_unit) > MAX_AMOUNT:
+        raise InvalidPoints("points are worth more than one discount may be.", field="points")
     if points < program.min_redemption_points:
         raise BelowMinimumRedemption(minimum=program.min_redemption_points, requested=points)
     if amount is not None:
@@ -1219,9 +1248,11 @@ def _reverse_earn(
     ctx: _Ctx, earn: LoyaltyTransaction, take: int, take_q: int, *, reason: str
 ) -> tuple[LoyaltyTransaction, int]:
     """Take back `take` points of an earn: from its own award first, then other points; the program's
-    negative-balance policy decides about points already spent."""
+    negative-balance policy decides about points already spent. Points of the award that already expired are
+    never charged again: they are recorded as unrecovered."""
     account = ctx.account
     award = PointsAward.objects.filter(transaction=earn).first()
+    reversed_before = earn.reversals.aggregate(s=Sum("points"))["s"] or 0
     is_pending = award is not None and award.status == AwardStatus.PENDING
     counted = not is_pending
     txn = _new_txn(
@@ -1247,14 +1278,17 @@ def _reverse_earn(
         if take:
             _allocate(ctx, txn, award, take)
     else:
+        expired = _expired_from(award) if award is not None else 0
+        chargeable = min(take, max(earn.points - expired - reversed_before, 0))
         # The available awards hold exactly the available balance (nothing when it is negative).
-        taken = min(take, max(account.available, 0))
-        shortfall = take - taken
+        taken = min(chargeable, max(account.available, 0))
+        shortfall = chargeable - taken
         if shortfall and ctx.program.allows_negative:
-            delta = -take
+            delta = -chargeable
+            missing = take - chargeable
         else:
             delta = -taken
-            missing = shortfall
+            missing = take - taken
         account.available += delta
         account.unrecovered += missing
         txn.available_delta = delta
@@ -1267,6 +1301,14 @@ def _reverse_earn(
         award.qualifying_points = max(award.qualifying_points - take_q, 0)
         award.save(update_fields=["qualifying_points"])
     return txn, missing
+
+
+def _expired_from(award: PointsAward) -> int:
+    """How many of the award's points expired."""
+    expired = AwardAllocation.objects.filter(award=award, transaction__type=TransactionType.EXPIRE).aggregate(
+        s=Sum("points")
+    )["s"]
+    return int(expired or 0)
 
 
 def _redraw(ctx: _Ctx, txn: LoyaltyTransaction, points: int, *, first: PointsAward | None) -> None:
@@ -1290,8 +1332,7 @@ def _reverse_redeem(ctx: _Ctx, redeem: LoyaltyTransaction, give: int, *, reason:
         currency=redeem.currency,
     )
     account.redeemed -= give
-    debt_before = max(0, -account.available)
-    account.available += give
+    repay = _credit(ctx, give)
     _save_txn(ctx, txn)
     drawn = list(redeem.allocations.select_related("award").order_by("id"))
     given: dict[Any, int] = {}
@@ -1314,7 +1355,6 @@ def _reverse_redeem(ctx: _Ctx, redeem: LoyaltyTransaction, give: int, *, reason:
         credited.append(award)
         left -= n
     # A negative balance (allowed by the program) is paid back first from what came back.
-    repay = min(give, debt_before)
     for award in credited:
         if repay == 0:
             break
@@ -1353,11 +1393,9 @@ def points_adjust(
         )
         account.adjusted += points
         if points > 0:
-            debt_before = max(0, -account.available)
-            account.available += points
+            repay = _credit(ctx, points)
             _save_txn(ctx, txn)
             award = _new_award(ctx, txn, points, pending=False, qualifying=0)
-            repay = min(points, debt_before)
             if repay:
                 _allocate(ctx, txn, award, repay)
         else:
@@ -1381,23 +1419,20 @@ def points_adjust(
 # --- Jobs: release, expire, review ----------------------------------------------------------------------------
 @transaction.atomic
 def points_release_pending(*, customer: Customer, actor: str = "system") -> int:
-    """Release the customer's pending points whose return window has passed; returns how many."""
+    """Release the customer's pending points whose return window has passed (and everything else due, so the
+    account never half-matures); returns how many points were released."""
     ctx = _lock(customer, actor=actor, source="system", mature=False)
-    released = _release_due(ctx)
-    if released:
-        _refresh_qualifying(ctx)
-        _evaluate_tier(ctx, review=False)
-        _save_account(ctx)
-        _finish(ctx)
+    released, _ = _mature(ctx)
+    _finish(ctx)
     return released
 
 
 @transaction.atomic
 def points_expire(*, customer: Customer, actor: str = "system") -> int:
-    """Expire what is left of the customer's awards past their date; returns how many points."""
+    """Expire what is left of the customer's awards past their date (releasing due pending points first, with
+    the tier they reach); returns how many points expired."""
     ctx = _lock(customer, actor=actor, source="system", mature=False)
-    _release_due(ctx)
-    expired = _expire_due(ctx)
+    _, expired = _mature(ctx)
     _finish(ctx)
     return expired
 
@@ -1440,6 +1475,7 @@ def tier_override_clear(*, customer: Customer, reason: str, actor: str) -> Loyal
     """End an override now; the tier the rules give shows again."""
     ctx = _lock(customer, actor=actor, source="admin")
     if not ctx.account.tier_override:
+        _finish(ctx)  # maturing may have changed the tier
         return ctx.account
     ctx.account.tier_override = ""
     ctx.account.tier_override_expires_at = None
@@ -1463,6 +1499,31 @@ def _lock_card(customer: Customer, rule: StampRule) -> StampCard:
     return StampCard.objects.select_for_update().get(customer_id=customer.pk, rule=rule)
 
 
+def _stamp_entry(
+    card: StampCard,
+    *,
+    kind: str,
+    delta: int,
+    reference: str,
+    actor: str,
+    now: datetime,
+    operation: LoyaltyOperation | None,
+    unrecovered: int = 0,
+) -> StampEntry:
+    return StampEntry(
+        tenant_id=card.tenant_id,
+        card=card,
+        customer_id=card.customer_id,
+        operation=operation,
+        kind=kind,
+        delta=delta,
+        unrecovered=unrecovered,
+        reference=reference,
+        actor=actor[:200],
+        created_at=now,
+    )
+
+
 def _add_stamps(
     card: StampCard,
     stamps: int,
@@ -1475,27 +1536,24 @@ def _add_stamps(
 ) -> list[StampReward]:
     """Add stamps; each full card becomes one reward."""
     rule = card.rule
-    common = {
-        "tenant_id": card.tenant_id,
-        "card": card,
-        "customer_id": card.customer_id,
-        "operation": operation,
-        "reference": reference,
-        "actor": actor[:200],
-        "created_at": now,
-    }
-    StampEntry.objects.create(kind=kind, delta=stamps, **common)
-    total = card.stamps + stamps
-    rewards = []
-    while total >= rule.stamps_per_card:
-        total -= rule.stamps_per_card
-        StampEntry.objects.create(kind=StampEntryKind.CARD_COMPLETED, delta=-rule.stamps_per_card, **common)
-        rewards.append(
-            StampReward.objects.create(
-                tenant_id=card.tenant_id, card=card, customer_id=card.customer_id, rule=rule, issued_at=now
-            )
+    full_cards, left = divmod(card.stamps + stamps, rule.stamps_per_card)
+    entry: dict[str, Any] = {"reference": reference, "actor": actor, "now": now, "operation": operation}
+    StampEntry.objects.bulk_create(
+        [
+            _stamp_entry(card, kind=kind, delta=stamps, **entry),
+            *(
+                _stamp_entry(card, kind=StampEntryKind.CARD_COMPLETED, delta=-rule.stamps_per_card, **entry)
+                for _ in range(full_cards)
+            ),
+        ]
+    )
+    rewards = StampReward.objects.bulk_create(
+        StampReward(
+            tenant_id=card.tenant_id, card=card, customer_id=card.customer_id, rule=rule, issued_at=now
         )
-    card.stamps = total
+        for _ in range(full_cards)
+    )
+    card.stamps = left
     card.lifetime_stamps += stamps
     card.cards_completed += len(rewards)
     card.save(update_fields=["stamps", "lifetime_stamps", "cards_completed", "updated_at"])
@@ -1519,6 +1577,11 @@ def _stamps_from_items(ctx: _Ctx, items: list[dict[str, Any]], *, reference: str
         quantity = _qualifying_quantity(rule, items)
         if quantity <= 0:
             continue
+        if quantity > MAX_STAMPS:
+            raise InvalidStamps(
+                f"One purchase may add at most {MAX_STAMPS} stamps to a card ({rule.name}: {quantity}).",
+                field="items",
+            )
         card = _lock_card(ctx.customer, rule)
         issued += len(
             _add_stamps(
@@ -1562,14 +1625,11 @@ def _reverse_stamps(ctx: _Ctx, card: StampCard, *, reference: str, target: Calla
     if need <= 0:
         return 0
     rule = card.rule
-    common = {
-        "tenant_id": card.tenant_id,
-        "card": card,
-        "customer_id": card.customer_id,
-        "operation": ctx.operation,
+    entry: dict[str, Any] = {
         "reference": reference,
-        "actor": ctx.actor[:200],
-        "created_at": ctx.now,
+        "actor": ctx.actor,
+        "now": ctx.now,
+        "operation": ctx.operation,
     }
     if card.stamps < need:
         rewards = list(
@@ -1583,24 +1643,15 @@ def _reverse_stamps(ctx: _Ctx, card: StampCard, *, reference: str, target: Calla
             reward.status = StampRewardStatus.REVOKED
             reward.revoked_at = ctx.now
             reward.save(update_fields=["status", "revoked_at"])
-            StampEntry.objects.create(
-                kind=StampEntryKind.REWARD_REVOKED, delta=rule.stamps_per_card, **common
-            )
+            _stamp_entry(card, kind=StampEntryKind.REWARD_REVOKED, delta=rule.stamps_per_card, **entry).save()
             card.stamps += rule.stamps_per_card
             card.cards_completed -= 1
     taken = min(card.stamps, need)
-    StampEntry.objects.create(kind=StampEntryKind.RETURN, delta=-taken, unrecovered=need - taken, **common)
+    _stamp_entry(card, kind=StampEntryKind.RETURN, delta=-taken, unrecovered=need - taken, **entry).save()
     card.stamps -= taken
     card.lifetime_stamps -= need
     card.save(update_fields=["stamps", "lifetime_stamps", "cards_completed", "updated_at"])
     return need
-
-
-def stamp_rule_get(rule_id: Any) -> StampRule:
-    try:
-        return StampRule.objects.get(pk=UUID(str(rule_id)))
-    except (StampRule.DoesNotExist, ValueError, TypeError) as exc:
-        raise StampRuleNotFound(rule_id=str(rule_id)) from exc
 
 
 @transaction.atomic
@@ -1616,7 +1667,7 @@ def stamps_add(
 ) -> StampResult:
     """Add explicit stamps to a card (a full card issues its reward), once per key."""
     key = _check_key(idempotency_key)
-    if isinstance(stamps, bool) or not isinstance(stamps, int) or not 0 < stamps <= 1000:
+    if isinstance(stamps, bool) or not isinstance(stamps, int) or not 0 < stamps <= MAX_STAMPS:
         raise InvalidStamps(field="stamps")
     reference = _check_reference(reference)
     rule = stamp_rule_get(rule_id)

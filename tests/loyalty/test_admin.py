@@ -152,3 +152,97 @@ def test_a_superuser_sees_every_tenant_and_adjusts_through_the_service(
     assert client.get("/admin/loyalty/loyaltyprogram/").status_code == 200
     assert client.get("/admin/loyalty/loyaltytransaction/").status_code == 200
     assert client.get("/admin/loyalty/stampreward/").status_code == 200
+
+
+ADMIN_PAGES = [
+    "/admin/loyalty/",
+    "/admin/loyalty/loyaltyaccount/",
+    "/admin/loyalty/loyaltyaccount/?q=nobody&tier=gold",
+    "/admin/loyalty/loyaltyaccount/{account}/change/",
+    "/admin/loyalty/loyaltyaccount/{account}/history/",
+    "/admin/loyalty/loyaltyaccount/{account}/adjust/",
+    "/admin/loyalty/loyaltyaccount/{account}/override/",
+    "/admin/loyalty/loyaltyprogram/",
+    "/admin/loyalty/loyaltyprogram/{program}/change/",
+    "/admin/loyalty/loyaltytransaction/",
+    "/admin/loyalty/loyaltytransaction/{txn}/change/",
+    "/admin/loyalty/stamprule/",
+    "/admin/loyalty/stamprule/add/",
+    "/admin/loyalty/stamprule/{rule}/change/",
+    "/admin/loyalty/stampreward/",
+    "/admin/loyalty/stampreward/{reward}/change/",
+]
+
+
+@pytest.fixture
+def admin_objects(tenant_a, customer_a, account_a, in_tenant):
+    from loyalty.models import LoyaltyTransaction, StampReward
+    from loyalty.services import stamp_rule_save, stamps_add
+
+    with in_tenant(tenant_a):
+        rule = stamp_rule_save(
+            tenant_id=tenant_a.slug,
+            name="Coffee",
+            categories=["coffee"],
+            stamps_per_card=2,
+            reward_description="x",
+        )
+        stamps_add(customer=customer_a, rule_id=rule.pk, stamps=2, idempotency_key="s1")
+        return {
+            "account": account_a.pk,
+            "program": LoyaltyProgram.objects.get().pk,
+            "txn": LoyaltyTransaction.objects.first().pk,
+            "rule": rule.pk,
+            "reward": StampReward.objects.get().pk,
+        }
+
+
+@pytest.mark.parametrize("who", ["staff", "superuser"])
+def test_every_loyalty_admin_page_renders(client, tenant_a, admin_objects, who):
+    if who == "superuser":
+        user = User.objects.create_superuser("root", "root@example.com", "pw")
+    else:
+        user = staff(
+            tenant_a,
+            "manager",
+            [
+                *VIEW,
+                "adjust_points",
+                "override_tier",
+                "add_stamprule",
+                "change_stamprule",
+                "view_stamprule",
+                "view_stampreward",
+            ],
+        )
+    client.force_login(user)
+    for page in ADMIN_PAGES:
+        response = client.get(page.format(**admin_objects))
+        assert response.status_code == 200, (page, response.status_code)
+
+
+@pytest.mark.parametrize("form", ["adjust", "override"])
+def test_a_form_for_an_account_id_that_is_not_a_number_is_not_found(client, tenant_a, account_a, form):
+    client.raise_request_exception = False
+    client.force_login(staff(tenant_a, "manager", [*VIEW, "adjust_points", "override_tier"]))
+    assert client.get(f"/admin/loyalty/loyaltyaccount/abc/{form}/").status_code == 404
+    assert client.get(f"/admin/loyalty/loyaltyaccount/999999/{form}/").status_code == 404
+
+
+def test_a_stamp_rule_name_taken_in_the_tenant_is_a_form_error(client, tenant_a, admin_objects, in_tenant):
+    from loyalty.models import StampRule
+
+    client.raise_request_exception = False
+    client.force_login(staff(tenant_a, "owner", ["add_stamprule", "view_stamprule", "change_stamprule"]))
+    data = {
+        "name": "Coffee",
+        "skus": "LATTE",
+        "categories": "",
+        "stamps_per_card": 5,
+        "reward_description": "x",
+    }
+    response = client.post("/admin/loyalty/stamprule/add/", data)
+    assert response.status_code == 200 and "already exists" in response.content.decode()
+    assert client.post("/admin/loyalty/stamprule/add/", {**data, "name": "Tea"}).status_code == 302
+    with in_tenant(tenant_a):
+        assert sorted(StampRule.objects.values_list("name", flat=True)) == ["Coffee", "Tea"]

@@ -268,3 +268,7 @@ def test_the_schema_documents_the_loyalty_endpoints(client):
     paths = response.json()["paths"]
     assert "/api/v1/customers/{customer_id}/loyalty/redeem/quote/" in paths
     assert "/api/v1/loyalty/program/" in paths
+    ledger = paths["/api/v1/customers/{customer_id}/loyalty/transactions/"]["get"]
+    assert {"type", "reference", "source", "created_after", "cursor"} <= {
+        p["name"] for p in ledger["parameters"]
+    }

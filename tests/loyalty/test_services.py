@@ -131,7 +131,7 @@ def test_a_replayed_earn_returns_the_first_result_and_earns_once(customer_a, ear
 
 @pytest.mark.parametrize(
     "other",
-    [{"amount": "500.01"}, {"amount": "500.00", "reference": "other"}, {"points": 500, "amount": None}],
+    [{"amount": "500.01"}, {"points": 500, "amount": None}],
 )
 def test_the_same_key_with_another_payload_is_refused(customer_a, earn, other):
     earn(customer_a, "500.00", key="pos-78")
@@ -139,6 +139,20 @@ def test_the_same_key_with_another_payload_is_refused(customer_a, earn, other):
     with pytest.raises(LoyaltyKeyReused) as info:
         earn(customer_a, amount, key="pos-78", **other)
     assert info.value.code == "idempotency_key_reused"
+    assert len(txns(customer_a)) == 1
+
+
+def test_a_sale_reported_by_the_terminal_and_by_its_event_earns_once(customer_a, earn):
+    """The POS call carries no items; the sale's event does. Both use `pos:<transaction id>` as the key."""
+    first = earn(customer_a, "500.00", key="pos:T-1", reference="T-1")
+    again = earn(
+        customer_a,
+        "500.00",
+        key="pos:T-1",
+        reference="pos T-1",
+        items=[{"sku": "LATTE", "category": "coffee", "quantity": "1", "unit_price": "500.00"}],
+    )
+    assert again.replayed and again.transaction_id == first.transaction_id
     assert len(txns(customer_a)) == 1
 
 
@@ -513,3 +527,77 @@ def test_services_cannot_write_another_tenants_rows(customer_a, tenant_b, in_ten
 
     with pytest.raises(DatabaseError, match="row-level security"), in_tenant(tenant_b):
         points_redeem(customer=customer_a, idempotency_key="x", points=100)
+
+
+# --- Jobs and maturing ----------------------------------------------------------------------------------------
+def test_the_expiry_job_that_releases_due_pending_points_also_applies_the_tier(
+    customer_a, tenant_a, program_for, earn, frozen_clock, in_tenant, account_of
+):
+    # The nightly expiry runs before the hourly release picks the award up: the tier must not be skipped.
+    program_for(tenant_a, pending_days=14)
+    earn(customer_a, "1000.00")
+    frozen_clock(days=15)
+    with in_tenant(tenant_a):
+        assert points_expire(customer=customer_a) == 0
+    account = account_of(customer_a)
+    assert (account.available, account.qualifying_points, account.tier) == (1000, 1000, "silver")
+    assert len(events(tenant_a, "loyalty.tier.upgraded")) == 1
+
+
+def test_clearing_no_override_still_records_what_maturing_changed(
+    customer_a, tenant_a, program_for, earn, frozen_clock, in_tenant, account_of
+):
+    from loyalty.services import tier_override_clear
+
+    program_for(tenant_a, pending_days=7)
+    earn(customer_a, "1000.00")
+    frozen_clock(days=8)
+    with in_tenant(tenant_a):
+        tier_override_clear(customer=customer_a, reason="none set", actor="staff")
+    assert account_of(customer_a).tier == "silver"
+    assert len(events(tenant_a, "loyalty.tier.upgraded")) == 1
+
+
+@pytest.mark.parametrize("policy", ["clamp", "allow"])
+def test_a_return_never_takes_back_points_that_already_expired(
+    customer_a, tenant_a, program_for, earn, reverse, frozen_clock, in_tenant, account_of, policy
+):
+    program_for(tenant_a, expiry_months=1, negative_balance_policy=policy)
+    earn(customer_a, "800.00", reference="P1")
+    frozen_clock(days=40)
+    with in_tenant(tenant_a):
+        assert points_expire(customer=customer_a) == 800
+    earn(customer_a, "300.00", reference="P2")
+    result = reverse(customer_a, "P1")
+    # The customer lost P1's points to expiry once; the return must not take P2's points (or a debt) for them.
+    assert (result.points_reversed, result.points_balance) == (800, 300)
+    account = account_of(customer_a)
+    assert (account.available, account.expired, account.lifetime_earned) == (300, 800, 300)
+
+
+def test_a_return_of_a_partly_expired_and_partly_spent_purchase_charges_only_what_was_spent(
+    customer_a, tenant_a, program_for, earn, redeem, reverse, frozen_clock, in_tenant, account_of
+):
+    program_for(tenant_a, expiry_months=1, negative_balance_policy="allow")
+    earn(customer_a, "900.00", reference="P1")
+    redeem(customer_a, 400, reference="R")
+    frozen_clock(days=40)  # the 500 left of P1 expire
+    earn(customer_a, "100.00", reference="P2")
+    assert reverse(customer_a, "P1").points_balance == 100 - 400
+
+
+def test_a_purchase_cannot_earn_more_points_than_one_operation_may_add(
+    customer_a, tenant_a, program_for, in_tenant
+):
+    program_for(tenant_a, earn_rate="999999.9999")
+    with pytest.raises(InvalidAmount), in_tenant(tenant_a):
+        points_earn(customer=customer_a, idempotency_key="big", purchase_amount=Decimal("999999999999.99"))
+    assert txns(customer_a) == []
+
+
+def test_a_discount_larger_than_any_amount_is_refused(customer_a, tenant_a, program_for, in_tenant):
+    program_for(tenant_a, redemption_points_per_unit=1)
+    with in_tenant(tenant_a):
+        points_adjust(customer=customer_a, idempotency_key="a", points=10**12, reason="test", actor="s")
+        with pytest.raises(InvalidPoints):
+            points_redeem(customer=customer_a, idempotency_key="r", points=10**12)
