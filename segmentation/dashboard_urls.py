@@ -1,3 +1,5 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from segmentation.dashboard import dashboard
+
+urlpatterns = [path("", dashboard, name="segmentation-dashboard")]
