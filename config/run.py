@@ -131,7 +131,8 @@ def print_urls(env: dict[str, str], grpc_enabled: bool) -> None:
         f"  Admin    {base}/admin/\n"
         f"  Health   {base}/health\n"
         f"  Metrics  {base}/metrics\n"
-        f"  gRPC     {grpc}\n"
+        f"  gRPC     {grpc}  (metrics http://localhost:{env.get('GRPC_METRICS_PORT') or '9107'}/metrics)\n"
+        f"  Dashboard {base}/admin/dashboard/\n"
         "Press Ctrl-C to stop.\n",
         flush=True,
     )

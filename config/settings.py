@@ -189,7 +189,7 @@ if PRODUCTION and AUTH_VERIFIER == "jwt" and not (AUTH_JWT_SECRET or AUTH_JWT_PU
 # --- gRPC -----------------------------------------------------------------------------------------------------
 GRPC_PORT = env_int("GRPC_PORT", 50007)
 GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 8)
-GRPC_GRACE_SECONDS = float(env("GRPC_GRACE_SECONDS", "10"))
+GRPC_GRACE_SECONDS = float(env("GRPC_GRACE_SECONDS", "8"))
 ORDER_SERVICE_GRPC_ADDRESS = env("ORDER_SERVICE_GRPC_ADDRESS", "localhost:50003")
 
 # --- REST -----------------------------------------------------------------------------------------------------
