@@ -39,10 +39,22 @@ def actor_of(view: TenantAPIView) -> str:
 
 class CustomerOutput(serializers.ModelSerializer):
     display_name = serializers.CharField(read_only=True)
+    segment = serializers.SerializerMethodField(help_text="The segment of the latest nightly run.")
 
     class Meta:
         model = Customer
-        fields = ["id", "type", "display_name", *services.EDITABLE_FIELDS[1:], "created_at", "updated_at"]
+        fields = [
+            "id",
+            "type",
+            "display_name",
+            *services.EDITABLE_FIELDS[1:],
+            "segment",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_segment(self, customer: Customer) -> str:
+        return selectors.customer_segment_name(customer)
 
 
 class CustomerInput(serializers.Serializer):

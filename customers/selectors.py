@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Q, QuerySet
 
 from core.models import Tenant
@@ -18,8 +19,16 @@ def tenant_get(slug: str) -> Tenant:
 
 
 def customer_list() -> QuerySet[Customer]:
-    """The current tenant's customers, erased ones excluded."""
-    return Customer.objects.exclude(status=CustomerStatus.ERASED)
+    """The current tenant's customers, erased ones excluded, with their latest segment joined."""
+    return Customer.objects.exclude(status=CustomerStatus.ERASED).select_related("segment")
+
+
+def customer_segment_name(customer: Customer) -> str:
+    """The segment of the latest nightly run, or `unclassified` before the first run reached the customer."""
+    try:
+        return str(customer.segment.segment)  # type: ignore[attr-defined]
+    except ObjectDoesNotExist:
+        return "unclassified"
 
 
 def customer_search(qs: QuerySet[Customer], text: str, *, region: str) -> QuerySet[Customer]:

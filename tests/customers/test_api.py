@@ -191,3 +191,26 @@ def test_a_tampered_cursor_is_invalid_input_not_a_500(api_a, customer_a, cursor)
     response = api_a.get(URL, {"cursor": cursor})
     assert response.status_code == 400, response.content
     assert response.json()["code"] == "invalid_cursor"
+
+
+def test_customer_views_show_the_segment_of_the_latest_run(api_a, customer_a, tenant_a, in_tenant):
+    from datetime import date
+
+    from django.utils import timezone
+
+    from segmentation.models import CustomerSegment
+
+    assert api_a.get(f"{URL}{customer_a.id}/").json()["segment"] == "unclassified"
+    with in_tenant(tenant_a):
+        CustomerSegment.objects.create(
+            tenant=tenant_a,
+            customer=customer_a,
+            segment="champions",
+            recency_score=5,
+            frequency_score=5,
+            monetary_score=5,
+            segment_since=date(2026, 11, 1),
+            updated_at=timezone.now(),
+        )
+    assert api_a.get(f"{URL}{customer_a.id}/").json()["segment"] == "champions"
+    assert api_a.get(URL).json()["results"][0]["segment"] == "champions"
