@@ -146,12 +146,13 @@ BROKER_IS_AMQP = CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://
 EMBEDDED_BROKER_DIR = BASE_DIR / ".data" / "broker"
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "filesystem://"
-    for _folder in ("out", "processed"):
+    for _folder in ("out", "processed", "control"):
         (EMBEDDED_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(EMBEDDED_BROKER_DIR / "out"),
         "data_folder_out": str(EMBEDDED_BROKER_DIR / "out"),
         "processed_folder": str(EMBEDDED_BROKER_DIR / "processed"),
+        "control_folder": str(EMBEDDED_BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
