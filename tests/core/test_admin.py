@@ -66,3 +66,10 @@ def test_admin_edit_goes_through_the_service_and_validates(client, staff_a, cust
         customer = Customer.objects.get(pk=customer_a.pk)
         assert (customer.last_name, customer.phone) == ("Nuevo", "+56965551234")
         assert CustomerChange.objects.filter(customer=customer, actor="admin:staff-a").exists()
+
+
+def test_admin_index_links_the_kpi_dashboard(client, staff_a):
+    client.force_login(staff_a)
+    page = client.get("/admin/")
+    assert page.status_code == 200
+    assert b'href="/admin/dashboard/"' in page.content
