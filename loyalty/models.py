@@ -207,6 +207,14 @@ class LoyaltyAccount(TenantOwned):
     tier_override_expires_at = models.DateTimeField(null=True, blank=True)
     tier_review_at = models.DateTimeField(null=True, blank=True)
     tier_changed_at = models.DateTimeField(null=True, blank=True)
+    # Lower bounds kept by the services (never later than the real date; empty = nothing of that kind), so that
+    # an operation finds out with no query that no pending award is due for release and no award due to expire.
+    next_release_at = models.DateTimeField(
+        null=True, blank=True, help_text="No pending award is released before this; empty: none pending."
+    )
+    next_expiry_at = models.DateTimeField(
+        null=True, blank=True, help_text="No award with points left expires before this; empty: none will."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -15,19 +15,21 @@ How a change stays exact under retries and concurrency:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Min, Sum
 
 from core.errors import InvalidAmount, InvalidInput
 from core.models import Tenant
@@ -106,6 +108,27 @@ MAX_MIN_REDEMPTION_POINTS = 1_000_000_000
 _WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 _KEY_CONSTRAINTS = ("loyalty_operation_key_unique_per_tenant", "loyalty_txn_key_unique_per_tenant")
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _atomic(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """`transaction.atomic` without the extra savepoint when the caller already holds a transaction.
+
+    Only for services whose every write happens inside the savepoint of `_run_idempotent` (which a refusal rolls
+    back): an outer savepoint around them would protect nothing and cost two round trips per call.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if transaction.get_connection().in_atomic_block:
+            return func(*args, **kwargs)
+        with transaction.atomic():
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 # --- Results --------------------------------------------------------------------------------------------------
@@ -287,6 +310,16 @@ def _tenant(customer: Customer) -> Tenant:
     return Tenant.objects.get(slug=customer.tenant_id)
 
 
+def _tenant_currency(customer: Customer) -> str:
+    """The tenant's currency. Plain SQL: on the hot paths (earn, redeem) the ORM costs more than the statement."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT currency FROM core_tenant WHERE slug = %s", [customer.tenant_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Tenant.DoesNotExist(customer.tenant_id)
+    return str(row[0])
+
+
 # --- Idempotency ----------------------------------------------------------------------------------------------
 def _replay(*, tenant_id: str, key: str, fingerprint: str) -> dict[str, Any] | None:
     operation = LoyaltyOperation.objects.filter(tenant_id=tenant_id, idempotency_key=key).first()
@@ -295,6 +328,30 @@ def _replay(*, tenant_id: str, key: str, fingerprint: str) -> dict[str, Any] | N
     if operation.fingerprint != fingerprint:
         raise LoyaltyKeyReused(idempotency_key=key, first_operation=operation.kind)
     return operation.result
+
+
+def _claim(operation: LoyaltyOperation) -> bool:
+    """Insert the operation unless its key is taken (then False). A concurrent claim of the same key makes this
+    wait until that transaction ends: it then either replays (committed) or claims the key (rolled back)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO loyalty_loyaltyoperation (tenant_id, id, customer_id, kind, idempotency_key, fingerprint, "
+            "result, created_at) VALUES (%s, %s, %s, %s, %s, %s, '{}'::jsonb, %s) "
+            "ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id",
+            [
+                operation.tenant_id,
+                operation.pk,
+                operation.customer_id,
+                operation.kind,
+                operation.idempotency_key,
+                operation.fingerprint,
+                operation.created_at,
+            ],
+        )
+        claimed = cursor.fetchone() is not None
+    operation._state.adding = False
+    operation._state.db = connection.alias
+    return claimed
 
 
 def _is_key_violation(exc: IntegrityError) -> bool:
@@ -312,13 +369,11 @@ def _run_idempotent(
 ) -> tuple[dict[str, Any], bool]:
     """Run `work` once per key: a replay returns the stored result; another payload is `idempotency_key_reused`."""
     fingerprint = _fingerprint(kind, customer, payload)
-    found = _replay(tenant_id=customer.tenant_id, key=key, fingerprint=fingerprint)
-    if found is not None:
-        return found, True
     try:
         with transaction.atomic():
-            # Claiming the key first makes a concurrent duplicate wait here, not after doing the work.
-            operation = LoyaltyOperation.objects.create(
+            # Claiming the key first makes a concurrent duplicate wait here, not after doing the work. A key
+            # already taken (a retry, the common case being a new key) leaves the savepoint empty and replays.
+            operation = LoyaltyOperation(
                 tenant_id=customer.tenant_id,
                 customer=customer,
                 kind=kind,
@@ -326,10 +381,11 @@ def _run_idempotent(
                 fingerprint=fingerprint,
                 created_at=clock.now(),
             )
-            result = work(operation)
-            operation.result = result
-            operation.save(update_fields=["result"])
-            return result, False
+            if _claim(operation):
+                result = work(operation)
+                operation.result = result
+                operation.save(update_fields=["result"])
+                return result, False
     except IntegrityError as exc:
         if not _is_key_violation(exc):
             raise
@@ -485,6 +541,50 @@ def account_sync_negative_policy(*, program: LoyaltyProgram) -> int:
     return qs.filter(available__gte=0).update(allow_negative=False)
 
 
+# --- Program snapshots ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _ProgramSnapshot:
+    """A tenant's program and tiers as read at `version` (program id, updated_at). Read-only: shared by threads."""
+
+    version: tuple[UUID, datetime]
+    program: LoyaltyProgram
+    tiers: tuple[LoyaltyTier, ...]
+
+
+# Per process: the last program and tiers read per tenant. Used only after checking, under the account lock, that
+# the program row still has this version (`program_update` saves the program, so a change of the tiers moves
+# `updated_at` too), so a change is seen by the very next operation, in this process or any other.
+_program_snapshots: dict[str, _ProgramSnapshot] = {}
+_PROGRAM_SNAPSHOTS_MAX = 10_000
+_program_snapshots_lock = threading.Lock()
+
+
+def _program_snapshot_cached(tenant_id: str) -> _ProgramSnapshot | None:
+    """The snapshot read last (possibly out of date: the caller checks its version under the account lock)."""
+    return _program_snapshots.get(tenant_id)
+
+
+def _program_current(tenant_id: str, cached: _ProgramSnapshot | None) -> _ProgramSnapshot:
+    """The program and tiers as they are now: `cached` when the program row still has its version (one indexed
+    read of two columns), else read again (and created with the defaults the first time points move)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, updated_at FROM loyalty_loyaltyprogram WHERE tenant_id = %s", [tenant_id])
+        version = cursor.fetchone()
+    if version is None:
+        program_ensure(tenant_id)
+    elif cached is not None and cached.version == tuple(version):
+        return cached
+    program = LoyaltyProgram.objects.get(tenant_id=tenant_id)
+    snapshot = _ProgramSnapshot(
+        version=(program.pk, program.updated_at), program=program, tiers=tuple(program_tiers(program))
+    )
+    with _program_snapshots_lock:
+        if len(_program_snapshots) >= _PROGRAM_SNAPSHOTS_MAX:
+            _program_snapshots.clear()
+        _program_snapshots[tenant_id] = snapshot
+    return snapshot
+
+
 # --- Accounts -------------------------------------------------------------------------------------------------
 @dataclass
 class _Ctx:
@@ -492,7 +592,7 @@ class _Ctx:
 
     customer: Customer
     program: LoyaltyProgram
-    tiers: list[LoyaltyTier]
+    tiers: Sequence[LoyaltyTier]
     account: LoyaltyAccount
     now: datetime
     actor: str
@@ -500,9 +600,29 @@ class _Ctx:
     operation: LoyaltyOperation | None = None
     tier_changes: list[TierChange] = field(default_factory=list)
     starting_tier: str = ""
+    currency: str = ""  # the tenant's, when the caller already read it
 
     def tier(self, code: str) -> LoyaltyTier:
         return next(t for t in self.tiers if t.code == code)
+
+
+_ACCOUNT_FIELDS = list(LoyaltyAccount._meta.concrete_fields)
+_ACCOUNT_COLUMNS = ", ".join(connection.ops.quote_name(f.column) for f in _ACCOUNT_FIELDS)
+# The column list comes from the model, never from input.
+_LOCK_ACCOUNT_SQL = (
+    "SELECT " + _ACCOUNT_COLUMNS + " FROM loyalty_loyaltyaccount WHERE customer_id = %s FOR UPDATE"  # noqa: S608
+)
+
+
+def _lock_account(customer: Customer) -> LoyaltyAccount | None:
+    """`select_for_update()` of the customer's account (None when it has none yet), in plain SQL: on the hot path
+    the ORM costs more than the statement. Row-level security keeps it to the current tenant."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_ACCOUNT_SQL, [customer.pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return LoyaltyAccount.from_db(connection.alias, [f.attname for f in _ACCOUNT_FIELDS], row)
 
 
 def _lock(
@@ -514,28 +634,31 @@ def _lock(
     mature: bool = True,
 ) -> _Ctx:
     """Lock the customer's account (creating it the first time) and bring it up to date with the clock."""
-    program = program_ensure(customer.tenant_id)
-    LoyaltyAccount.objects.bulk_create(
-        [
-            LoyaltyAccount(
-                tenant_id=customer.tenant_id,
-                customer=customer,
-                allow_negative=program.allows_negative,
-                tier=TIER_ORDER[0],
-                earned_tier=TIER_ORDER[0],
-            )
-        ],
-        ignore_conflicts=True,
-    )
-    account = LoyaltyAccount.objects.select_for_update().get(customer_id=customer.pk)
-    # Read the program again under the lock: a change of its negative-balance policy either committed before
-    # (and is seen now) or waits for this lock (and then syncs this account); never a stale policy.
-    program = LoyaltyProgram.objects.get(pk=program.pk)
-    tiers = program_tiers(program)
+    cached = _program_snapshot_cached(customer.tenant_id)
+    account = _lock_account(customer)
+    if account is None:
+        program = cached.program if cached is not None else program_ensure(customer.tenant_id)
+        LoyaltyAccount.objects.bulk_create(
+            [
+                LoyaltyAccount(
+                    tenant_id=customer.tenant_id,
+                    customer=customer,
+                    allow_negative=program.allows_negative,
+                    tier=TIER_ORDER[0],
+                    earned_tier=TIER_ORDER[0],
+                )
+            ],
+            ignore_conflicts=True,
+        )
+        account = LoyaltyAccount.objects.select_for_update().get(customer_id=customer.pk)
+    # Check the program under the lock, in a statement of its own (a fresh snapshot): a change of its
+    # negative-balance policy either committed before (and is seen now) or waits for this lock (and then syncs
+    # this account); never a stale policy or stale tiers.
+    snapshot = _program_current(customer.tenant_id, cached)
     ctx = _Ctx(
         customer=customer,
-        program=program,
-        tiers=tiers,
+        program=snapshot.program,
+        tiers=snapshot.tiers,
         account=account,
         now=clock.now(),
         actor=actor,
@@ -571,9 +694,24 @@ def _save_account(ctx: _Ctx) -> None:
             "tier_override_expires_at",
             "tier_review_at",
             "tier_changed_at",
+            "next_release_at",
+            "next_expiry_at",
             "updated_at",
         ]
     )
+
+
+def _earlier(bound: datetime | None, moment: datetime | None) -> datetime | None:
+    """The earlier of a next-due bound and a new date (None stands for "never")."""
+    if moment is None:
+        return bound
+    return moment if bound is None or moment < bound else bound
+
+
+def _note_expiry(ctx: _Ctx, award: PointsAward) -> None:
+    """An available award holds points (again): its expiry date bounds the account's next expiry."""
+    if award.status == AwardStatus.AVAILABLE and award.remaining > 0:
+        ctx.account.next_expiry_at = _earlier(ctx.account.next_expiry_at, award.expires_at)
 
 
 def _new_txn(ctx: _Ctx, type_: str, points: int, **fields: Any) -> LoyaltyTransaction:
@@ -605,6 +743,8 @@ def _allocate(ctx: _Ctx, txn: LoyaltyTransaction, award: PointsAward, points: in
     award.remaining -= points
     award.save(update_fields=["remaining"])
     AwardAllocation.objects.create(tenant_id=award.tenant_id, transaction=txn, award=award, points=points)
+    if points < 0:
+        _note_expiry(ctx, award)
 
 
 def _credit(ctx: _Ctx, points: int) -> int:
@@ -630,19 +770,24 @@ def _draw(ctx: _Ctx, txn: LoyaltyTransaction, points: int, *, first: PointsAward
     if first is not None and first.status == AwardStatus.AVAILABLE:
         awards = [a for a in awards if a.pk == first.pk] + [a for a in awards if a.pk != first.pk]
     taken = 0
+    allocations = []
     for award in awards:
         if taken >= points:
             break
         n = min(award.remaining, points - taken)
-        _allocate(ctx, txn, award, n)
+        award.remaining -= n
+        award.save(update_fields=["remaining"])
+        allocations.append(AwardAllocation(tenant_id=award.tenant_id, transaction=txn, award=award, points=n))
         taken += n
+    AwardAllocation.objects.bulk_create(allocations)  # what `_allocate` records, in one statement
     return taken
 
 
 def _new_award(
     ctx: _Ctx, txn: LoyaltyTransaction, points: int, *, pending: bool, qualifying: int
 ) -> PointsAward:
-    return PointsAward.objects.create(
+    """Create the award; the caller saves the account (whose next-due dates it moves)."""
+    award = PointsAward.objects.create(
         tenant_id=ctx.account.tenant_id,
         account=ctx.account,
         transaction=txn,
@@ -654,6 +799,10 @@ def _new_award(
         expires_at=txn.expires_at,
         created_at=ctx.now,
     )
+    if pending:
+        ctx.account.next_release_at = _earlier(ctx.account.next_release_at, award.release_at)
+    _note_expiry(ctx, award)
+    return award
 
 
 def _award_expiry(ctx: _Ctx) -> datetime | None:
@@ -680,6 +829,9 @@ def _mature(ctx: _Ctx) -> tuple[int, int]:
 
 def _release_due(ctx: _Ctx) -> int:
     """Pending awards whose return window has passed become spendable (and start counting toward the tier)."""
+    account = ctx.account
+    if account.next_release_at is None or account.next_release_at > ctx.now:
+        return 0  # the common case: no query
     due = list(
         PointsAward.objects.filter(
             account=ctx.account, status=AwardStatus.PENDING, release_at__lte=ctx.now
@@ -690,6 +842,7 @@ def _release_due(ctx: _Ctx) -> int:
         points = award.remaining
         award.status = AwardStatus.AVAILABLE
         award.save(update_fields=["status"])
+        _note_expiry(ctx, award)
         txn = _new_txn(
             ctx,
             TransactionType.RELEASE,
@@ -709,19 +862,27 @@ def _release_due(ctx: _Ctx) -> int:
         if repay:
             _allocate(ctx, txn, award, repay)
         total += points
-    if due:
+    found = PointsAward.objects.filter(account=account, status=AwardStatus.PENDING).aggregate(
+        next=Min("release_at")
+    )["next"]
+    if due or found != account.next_release_at:
+        account.next_release_at = found
         _save_account(ctx)
     return total
 
 
 def _expire_due(ctx: _Ctx) -> int:
     """Awards past their date lose what is left of them, in one expire transaction."""
-    due = list(
-        PointsAward.objects.filter(
-            account=ctx.account, status=AwardStatus.AVAILABLE, remaining__gt=0, expires_at__lte=ctx.now
-        ).order_by("expires_at", "transaction__seq")
-    )
+    account = ctx.account
+    if account.next_expiry_at is None or account.next_expiry_at > ctx.now:
+        return 0  # the common case: no query
+    spendable = PointsAward.objects.filter(account=account, status=AwardStatus.AVAILABLE, remaining__gt=0)
+    due = list(spendable.filter(expires_at__lte=ctx.now).order_by("expires_at", "transaction__seq"))
     if not due:
+        found = spendable.aggregate(next=Min("expires_at"))["next"]
+        if found != account.next_expiry_at:
+            account.next_expiry_at = found
+            _save_account(ctx)
         return 0
     total = sum(a.remaining for a in due)
     ctx.account.available -= total
@@ -729,6 +890,7 @@ def _expire_due(ctx: _Ctx) -> int:
     txn = _save_txn(ctx, _new_txn(ctx, TransactionType.EXPIRE, total, available_delta=-total))
     for award in due:
         _allocate(ctx, txn, award, award.remaining)
+    account.next_expiry_at = spendable.aggregate(next=Min("expires_at"))["next"]
     _save_account(ctx)
     customer_cache_invalidate(tenant_id=ctx.account.tenant_id, customer_id=ctx.account.customer_id)
     return total
@@ -877,7 +1039,7 @@ def _result(
         points=points,
         points_balance=ctx.account.available,
         discount_amount=discount,
-        currency=_tenant(ctx.customer).currency,
+        currency=ctx.currency or _tenant(ctx.customer).currency,
         tier=ctx.account.tier,
         previous_tier=ctx.starting_tier,
         tier_changed=ctx.account.tier != ctx.starting_tier,
@@ -887,7 +1049,7 @@ def _result(
 
 
 # --- Earn -----------------------------------------------------------------------------------------------------
-@transaction.atomic
+@_atomic
 def points_earn(
     *,
     customer: Customer,
@@ -907,8 +1069,8 @@ def points_earn(
     key = _check_key(idempotency_key)
     amount = parse_amount(purchase_amount, field="purchase_amount") if purchase_amount is not None else None
     bonus = _check_points(points) if points is not None else None
-    tenant = _tenant(customer)
-    currency = check_currency(currency, tenant_currency=tenant.currency)
+    tenant_currency = _tenant_currency(customer)
+    currency = check_currency(currency, tenant_currency=tenant_currency)
     reference = _check_reference(reference)
     normalized_items = _normalize_items(items)
     # The fingerprint covers what is earned, not how the sale is described: a point-of-sale call (no items) and the
@@ -922,6 +1084,7 @@ def points_earn(
 
     def work(operation: LoyaltyOperation) -> dict[str, Any]:
         ctx = _lock(customer, actor=actor, source=source, operation=operation)
+        ctx.currency = tenant_currency
         program = ctx.program
         if amount is not None:
             multiplier = ctx.tier(ctx.account.tier).earn_multiplier
@@ -1020,7 +1183,7 @@ def _check_redemption(program: LoyaltyProgram, points: int, available: int, amou
         raise InsufficientPoints(available=max(available, 0), requested=points)
 
 
-@transaction.atomic
+@_atomic
 def points_redeem(
     *,
     customer: Customer,
@@ -1036,7 +1199,7 @@ def points_redeem(
     points = _check_points(points)
     reference = _check_reference(reference)
     amount = parse_amount(purchase_amount, field="purchase_amount") if purchase_amount is not None else None
-    tenant = _tenant(customer)
+    tenant_currency = _tenant_currency(customer)
     if dry_run:
         program = program_get(customer.tenant_id)
         account = LoyaltyAccount.objects.filter(customer_id=customer.pk).first()
@@ -1048,7 +1211,7 @@ def points_redeem(
             points=points,
             points_balance=available - points,
             discount_amount=discount_for(points, points_per_unit=program.redemption_points_per_unit),
-            currency=tenant.currency,
+            currency=tenant_currency,
             tier=tier,
             previous_tier=tier,
             tier_changed=False,
@@ -1063,6 +1226,7 @@ def points_redeem(
 
     def work(operation: LoyaltyOperation) -> dict[str, Any]:
         ctx = _lock(customer, actor=actor, source=source, operation=operation)
+        ctx.currency = tenant_currency
         _check_redemption(ctx.program, points, ctx.account.available, amount)
         discount = discount_for(points, points_per_unit=ctx.program.redemption_points_per_unit)
         txn = _new_txn(
@@ -1072,7 +1236,7 @@ def points_redeem(
             available_delta=-points,
             discount_amount=discount,
             purchase_amount=amount,
-            currency=tenant.currency,
+            currency=tenant_currency,
             reference=reference,
             idempotency_key=key,
         )
@@ -1091,7 +1255,7 @@ def points_redeem(
                 "transaction_id": str(txn.pk),
                 "points": points,
                 "discount_amount": discount,
-                "currency": tenant.currency,
+                "currency": tenant_currency,
                 "points_balance": ctx.account.available,
                 "reference": reference,
                 "source": source,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from django.db.models import Sum
+from django.db.models import Min, Sum
 
 from core.tenancy import all_tenants_context
 from loyalty.calculations import add_months
@@ -89,6 +89,19 @@ def ledger_problems(account: LoyaltyAccount) -> list[str]:
         )
         if window != account.qualifying_points:
             problems.append(f"qualifying cached {account.qualifying_points} != ledger window {window}")
+    # The next-due dates are lower bounds of the real ones (the services skip the searches when they lie ahead).
+    next_release = awards.filter(status=AwardStatus.PENDING).aggregate(m=Min("release_at"))["m"]
+    if next_release is not None and (
+        account.next_release_at is None or account.next_release_at > next_release
+    ):
+        problems.append(
+            f"next_release_at {account.next_release_at} is after a pending award's {next_release}"
+        )
+    next_expiry = awards.filter(status=AwardStatus.AVAILABLE, remaining__gt=0).aggregate(m=Min("expires_at"))[
+        "m"
+    ]
+    if next_expiry is not None and (account.next_expiry_at is None or account.next_expiry_at > next_expiry):
+        problems.append(f"next_expiry_at {account.next_expiry_at} is after an award's expiry {next_expiry}")
     if account.tier != (account.tier_override or account.earned_tier):
         problems.append(f"tier {account.tier} is neither the override nor the earned tier")
     return problems

@@ -227,16 +227,17 @@ def test_a_policy_change_racing_with_a_return_is_never_missed(tenant_a, customer
         points_redeem(customer=customer_a, idempotency_key="r", points=900)
 
     program_read, policy_changed = threading.Event(), threading.Event()
-    original = services.program_ensure
+    original = services._program_snapshot_cached
 
-    def program_ensure_then_wait(tenant_id: str) -> Any:
-        program = original(tenant_id)
+    def program_read_then_wait(tenant_id: str) -> Any:
+        snapshot = original(tenant_id)
         if threading.current_thread().name == "returner":
+            assert snapshot is not None and snapshot.program.allows_negative  # the process's copy, soon stale
             program_read.set()
             policy_changed.wait(timeout=30)
-        return program
+        return snapshot
 
-    monkeypatch.setattr(services, "program_ensure", program_ensure_then_wait)
+    monkeypatch.setattr(services, "_program_snapshot_cached", program_read_then_wait)
     outcome: list[Any] = []
 
     def give_back() -> None:

@@ -1,0 +1,104 @@
+"""The hot path of earn and redeem: how many statements a plain call sends (so that a regression shows), and that
+what makes it cheap (the process's copy of the program, the account's next-due dates) never serves stale data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from loyalty.models import LoyaltyAccount, PointsAward, TransactionType
+
+# Including the 6 statements of the caller's tenant_context (savepoint, tenant settings set and restored).
+EARN_MAX_QUERIES = 20
+REDEEM_MAX_QUERIES = 21
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_plain_earn_and_redeem_send_few_statements(customer_a, earn, redeem):
+    earn(customer_a, "2000.00")  # the program, the account and the process's copy of the program exist now
+    with CaptureQueriesContext(connection) as earned:
+        result = earn(customer_a, "100.00")
+    with CaptureQueriesContext(connection) as redeemed:
+        redeem(customer_a, 100)
+    assert result.points == 125  # silver since the first earn: 100 x 1.25
+    sql = [q["sql"] for q in earned.captured_queries]
+    assert len(sql) <= EARN_MAX_QUERIES, "\n".join(sql)
+    assert not [s for s in sql if "loyalty_pointsaward" in s and s.startswith("SELECT")], "nothing was due"
+    assert len(redeemed.captured_queries) <= REDEEM_MAX_QUERIES, "\n".join(
+        q["sql"] for q in redeemed.captured_queries
+    )
+
+
+def test_a_program_change_is_seen_by_the_next_earn_in_the_same_process(
+    tenant_a, customer_a, earn, program_for
+):
+    assert earn(customer_a, "100.00").points == 100
+    program_for(tenant_a, earn_rate="2")
+    assert earn(customer_a, "100.00").points == 200
+    program_for(tenant_a, tiers=[{"code": "bronze", "earn_multiplier": "1.5"}])
+    assert earn(customer_a, "100.00").points == 300
+
+
+def test_a_pending_award_is_released_and_expires_when_due(
+    tenant_a, customer_a, earn, program_for, frozen_clock, account_of
+):
+    program_for(tenant_a, pending_days=14, expiry_months=1)
+    earn(customer_a, "100.00")
+    account = account_of(customer_a)
+    assert account.next_release_at == datetime(2025, 1, 29, 12, 0, tzinfo=UTC)
+    assert account.next_expiry_at is None  # nothing spendable yet
+
+    frozen_clock(days=15)  # January 30th
+    released = earn(customer_a, "10.00")
+    assert (released.points_balance, released.pending_balance) == (100, 10)
+    account = account_of(customer_a)
+    assert account.next_release_at == datetime(2025, 2, 13, 12, 0, tzinfo=UTC)  # the second earn's
+    assert account.next_expiry_at == datetime(2025, 2, 15, 12, 0, tzinfo=UTC)  # the first award's
+
+    frozen_clock(days=17)  # February 16th: the second award is released, the first expires
+    after = earn(customer_a, points=1, qualifying=False)
+    assert (after.points_balance, after.pending_balance) == (10, 1)
+    account = account_of(customer_a)
+    assert account.expired == 100
+    assert account.next_expiry_at == datetime(2025, 2, 28, 12, 0, tzinfo=UTC)  # the second award's
+    assert account.next_release_at == datetime(2025, 3, 2, 12, 0, tzinfo=UTC)  # the third earn's
+
+
+def test_an_account_from_before_the_next_due_dates_catches_up_on_its_first_operation(
+    tenant_a, customer_a, earn, program_for, frozen_clock, in_tenant, account_of
+):
+    """Accounts that existed before the dates were kept start with dates in the past: the first operation searches
+    and sets them; an account whose dates were wrongly empty would never release (the ledger check catches it)."""
+    program_for(tenant_a, pending_days=3)
+    earn(customer_a, "100.00")
+    with in_tenant(tenant_a):
+        LoyaltyAccount.objects.filter(customer_id=customer_a.pk).update(
+            next_release_at=datetime(1970, 1, 1, tzinfo=UTC), next_expiry_at=datetime(1970, 1, 1, tzinfo=UTC)
+        )
+    earn(customer_a, points=5, qualifying=False)
+    account = account_of(customer_a)
+    assert account.next_release_at == datetime(2025, 1, 18, 12, 0, tzinfo=UTC)
+    assert account.next_expiry_at is None
+    frozen_clock(days=4)
+    assert earn(customer_a, points=5, qualifying=False).points_balance == 105  # both released, 5 pending
+    with in_tenant(tenant_a):
+        assert not PointsAward.objects.filter(status="pending", release_at__lte=frozen_clock(days=0)).exists()
+        assert account_of(customer_a).transactions.filter(type=TransactionType.RELEASE).count() == 2
+
+
+def test_a_redeemed_refund_gives_points_back_to_an_expired_award_which_then_expires(
+    customer_a, earn, redeem, reverse, frozen_clock, account_of
+):
+    earn(customer_a, "500.00")
+    redeem(customer_a, 300, reference="R1")
+    frozen_clock(days=400)  # the award expired; its 200 points left expire with the next operation
+    earn(customer_a, points=1, qualifying=False)
+    assert account_of(customer_a).expired == 200
+    result = reverse(customer_a, "R1")  # the 300 come back to the expired award and expire at once
+    assert result.points_balance == 1
+    assert account_of(customer_a).expired == 500
+    assert earn(customer_a, points=1, qualifying=False, key="later").points_balance == 2
