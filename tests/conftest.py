@@ -131,3 +131,21 @@ def clear_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """pytest-playwright's launch arguments, pointed at Debian's Chromium."""
+    from tests.browser import CHROMIUM_FLAGS, require_chromium
+
+    path = require_chromium()
+    args = [*browser_type_launch_args.get("args", []), *CHROMIUM_FLAGS]
+    return {**browser_type_launch_args, "executable_path": path, "args": args, "headless": True}
+
+
+@pytest.fixture
+def chromium() -> None:
+    """Skip (or fail under REQUIRE_SERVICES=1) before any browser starts when Chromium is missing."""
+    from tests.browser import require_chromium
+
+    require_chromium()

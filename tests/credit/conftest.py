@@ -3,24 +3,12 @@ headless Chromium the admin's browser tests drive."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 # 2026-03-02 12:00 UTC is 09:00 in Santiago (tenant_a's time zone): the same date in both.
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -105,27 +93,3 @@ def make_staff(credit_managers_group: Any) -> Callable[..., Any]:
         return user
 
     return _make
-
-
-# --- Browser ------------------------------------------------------------------------------------------------------
-def _require_chromium() -> None:
-    if os.path.exists(CHROMIUM):
-        return
-    message = f"Chromium not installed at {CHROMIUM} (apt-get install -y chromium)"
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{message}, but REQUIRE_SERVICES=1")
-    pytest.skip(message)
-
-
-@pytest.fixture
-def chromium() -> None:
-    """Skip (or fail under REQUIRE_SERVICES=1) before any browser starts when Chromium is missing."""
-    _require_chromium()
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    """pytest-playwright's launch arguments, pointed at Debian's Chromium (Playwright's own build is absent)."""
-    _require_chromium()
-    args = [*browser_type_launch_args.get("args", []), *CHROMIUM_ARGS]
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": args, "headless": True}

@@ -3,45 +3,20 @@ its own connection and tenant transaction, as the gRPC and REST doors run them."
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from core.models import OutboxEvent
 from core.tenancy import tenant_context
 from credit import clock, services
 from credit.errors import CreditLimitExceeded
 from credit.models import CreditCharge, CreditHold, CreditLedgerEntry, CreditLine
+from tests.concurrency import run_threads
 from tests.credit.factories import credit_line_approved
 
 D = Decimal
-
-
-def run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run `work(i)` on `count` threads released together; return each result (or the exception it raised)."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def target(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[i] = work(i)
-        except Exception as exc:
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
 
 
 def use(customer: Any, amount: str, order_id: str, key: str | None = None) -> Any:

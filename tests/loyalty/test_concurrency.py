@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,37 +16,9 @@ from core.tenancy import tenant_context
 from loyalty.errors import InsufficientPoints
 from loyalty.models import LoyaltyAccount, LoyaltyOperation, LoyaltyTransaction
 from loyalty.services import points_earn, points_redeem
+from tests.concurrency import run_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-# At most this many threads hold a database connection at once (other test runs share the server's
-# max_connections); the rest wait at the semaphore, and all still race for the same account row.
-MAX_CONNECTIONS = 20
-
-
-def run_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run work(i) in `count` threads started together; returns each result or the exception raised."""
-    results: list[Any] = [None] * count
-    start = threading.Barrier(count)
-    slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-
-    def target(i: int) -> None:
-        start.wait()
-        with slots:
-            try:
-                results[i] = work(i)
-            except Exception as exc:
-                results[i] = exc
-            finally:
-                connection.close()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread did not finish"
-    return results
 
 
 def test_fifty_threads_redeeming_from_one_account_never_overdraw_it(tenant_a, customer_a):

@@ -3,8 +3,6 @@ headless Chromium the dashboard test drives (Debian's, through Playwright)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import date, timedelta
 from typing import Any
 
@@ -52,36 +50,3 @@ def seed_hand_fixture(tenant: Any) -> dict[str, Any]:
 @pytest.fixture
 def hand(tenant_a: Any) -> dict[str, Any]:
     return seed_hand_fixture(tenant_a)
-
-
-# --- Browser ----------------------------------------------------------------------------------------------------
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-def chromium_path() -> str | None:
-    """CHROMIUM_PATH when set, otherwise Debian's Chromium."""
-    wanted = os.environ.get("CHROMIUM_PATH")
-    candidates = [wanted] if wanted else ["/usr/bin/chromium", shutil.which("chromium")]
-    return next((c for c in candidates if c and os.path.exists(c)), None)
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    """Playwright drives the system's Chromium (its own browser build is never downloaded)."""
-    path = chromium_path()
-    if path is None:
-        message = "Chromium not installed (apt-get install -y chromium, or set CHROMIUM_PATH)"
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{message}, but REQUIRE_SERVICES=1")
-        pytest.skip(message)
-    args = [*browser_type_launch_args.get("args", []), *CHROMIUM_FLAGS]
-    return {**browser_type_launch_args, "executable_path": path, "args": args, "headless": True}
