@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from core.auth import Identity
 from core.errors import (
     DomainError,
+    InvalidCursor,
     InvalidInput,
     MissingScope,
     ValidationFailed,
@@ -77,7 +78,7 @@ class DefaultCursorPagination(CursorPagination):
         try:
             return super().paginate_queryset(queryset, request, view)
         except (drf_exceptions.NotFound, DjangoValidationError, ValueError, TypeError) as exc:
-            raise InvalidInput("The cursor is not valid.", code="invalid_cursor", field="cursor") from exc
+            raise InvalidCursor(field="cursor") from exc
 
 
 def idempotency_key_from(request: Request, *, required: bool = True) -> str | None:

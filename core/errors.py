@@ -97,6 +97,11 @@ class InvalidCurrency(InvalidInput):
     message = "The currency is not the tenant's currency."
 
 
+class InvalidCursor(InvalidInput):
+    code = "invalid_cursor"
+    message = "The pagination cursor is not valid; start again from the first page."
+
+
 class ValidationFailed(InvalidInput):
     code = "validation_error"
     message = "Some fields are not valid."

@@ -7,18 +7,16 @@ from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import DefaultCursorPagination, TenantAPIView, idempotency_key_from
-from core.errors import InvalidAmount, InvalidInput
+from core.errors import InvalidAmount
 from core.money import parse_amount
 from credit import selectors, services
 from credit.errors import CreditLineNotFound
@@ -85,16 +83,6 @@ class Input(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class CreditCursorPagination(DefaultCursorPagination):
-    """A cursor the client garbled is its error (400 `invalid_cursor`), never a 404 nor a 500."""
-
-    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
-        try:
-            return super().paginate_queryset(queryset, request, view)
-        except (NotFound, DjangoValidationError, ValueError, TypeError) as exc:
-            raise InvalidInput("The cursor is not valid.", code="invalid_cursor", field="cursor") from exc
-
-
 def status_param(request: Request, choices: list[str]) -> str | None:
     """The optional `?status=` filter of a list, one of `choices`."""
     value = request.query_params.get("status") or None
@@ -113,7 +101,7 @@ class _CustomerListView(TenantAPIView, GenericAPIView):
     """A cursor-paginated list of one of the customer's documents, filtered by `?status=`."""
 
     required_scopes = {"GET": READ}
-    pagination_class = CreditCursorPagination
+    pagination_class = DefaultCursorPagination
     filter_backends: list[Any] = []
     statuses: list[str] = []
 
@@ -243,7 +231,7 @@ class CreditLimitInput(Input):
 class CreditLineListView(TenantAPIView, GenericAPIView):
     required_scopes = {"GET": READ, "POST": WRITE}
     serializer_class = CreditLineOutput
-    pagination_class = CreditCursorPagination
+    pagination_class = DefaultCursorPagination
     filter_backends: list[Any] = []
 
     def get_queryset(self) -> QuerySet[CreditLine]:

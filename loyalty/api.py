@@ -14,16 +14,14 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.exceptions import ErrorDetail, NotFound
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import Cursor
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import DefaultCursorPagination, TenantAPIView, idempotency_key_from
 from customers.selectors import customer_get, tenant_get
 from loyalty import selectors, services
-from loyalty.errors import InvalidCursor
 from loyalty.models import (
     DowngradePolicy,
     EarnRounding,
@@ -427,19 +425,6 @@ class TransactionFilter(django_filters.FilterSet):
 class LedgerCursorPagination(DefaultCursorPagination):
     # `seq` follows insertion order and is unique: a stable cursor even for rows written in the same instant.
     ordering = "-seq"
-
-    def decode_cursor(self, request: Request) -> Cursor | None:
-        """DRF answers a garbled cursor with 404 and lets a non-numeric position through to the query (a 500)."""
-        try:
-            cursor = super().decode_cursor(request)
-        except NotFound as exc:
-            raise InvalidCursor() from exc
-        if cursor is not None and cursor.position is not None:
-            try:
-                int(cursor.position)
-            except ValueError as exc:
-                raise InvalidCursor() from exc
-        return cursor
 
 
 class TransactionListView(TenantAPIView, GenericAPIView):

@@ -1,6 +1,12 @@
 """Errors of the loyalty app, each in one category of core.errors."""
 
-from core.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
+from core.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    InvalidCursor,  # noqa: F401 - raised by core.api's cursor pagination
+    InvalidInput,
+    NotFound,
+)
 
 
 class InvalidPoints(InvalidInput):
@@ -31,11 +37,6 @@ class ReasonRequired(InvalidInput):
 class PurchaseAmountUnknown(InvalidInput):
     code = "purchase_amount_unknown"
     message = "A partial return needs the purchase amount, and none was recorded for this reference."
-
-
-class InvalidCursor(InvalidInput):
-    code = "invalid_cursor"
-    message = "The pagination cursor is not valid; start again from the first page."
 
 
 class InvalidStamps(InvalidInput):
