@@ -17,6 +17,7 @@ import jwt
 from django.conf import settings
 
 from core.errors import InvalidToken, MissingScope, MissingToken, ServiceUnavailable
+from core.ttl_cache import TtlCache
 
 SCOPES = (
     "customers:read",
@@ -116,8 +117,7 @@ class GrpcAuthVerifier:
         self.cache_ttl = cache_ttl
         self._channel = grpc.insecure_channel(address)
         self._stub = auth_service_pb2_grpc.AuthServiceStub(self._channel)
-        self._cache: dict[str, tuple[float, Identity]] = {}
-        self._lock = threading.Lock()
+        self._cache: TtlCache[Identity] = TtlCache()
 
     def close(self) -> None:
         self._channel.close()
@@ -128,11 +128,9 @@ class GrpcAuthVerifier:
         from zenlogic.auth.v1 import auth_service_pb2
 
         key = hashlib.sha256(token.encode()).hexdigest()
-        now = time.time()
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached and cached[0] > now:
-            return cached[1]
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
         try:
             answer = self._stub.VerifyToken(
                 auth_service_pb2.VerifyTokenRequest(token=token), timeout=self.timeout
@@ -154,14 +152,14 @@ class GrpcAuthVerifier:
             scopes=frozenset(answer.scopes),
             expires_at=expires_at,
         )
-        valid_until = now + self.cache_ttl
-        if expires_at is not None:
-            valid_until = min(valid_until, expires_at)
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (valid_until, identity)
+        self._cache.set(key, identity, valid_until=_valid_until(identity, self.cache_ttl))
         return identity
+
+
+def _valid_until(identity: Identity, ttl: float) -> float:
+    """How long a verified identity may be remembered: `ttl` seconds, never past the token's expiry."""
+    until = time.time() + ttl
+    return min(until, identity.expires_at) if identity.expires_at is not None else until
 
 
 _verifier: TokenVerifier | None = None
@@ -197,14 +195,27 @@ def get_verifier() -> TokenVerifier:
 def reset_verifier() -> None:
     """Forget the configured verifier (settings changed, e.g. in tests)."""
     global _verifier
+    _identities.clear()
     with _verifier_lock:
         old, _verifier = _verifier, None
     if isinstance(old, GrpcAuthVerifier):
         old.close()
 
 
+# Every door sends the same token again and again (a terminal, a service): a verified one is remembered briefly.
+IDENTITY_TTL = 30.0
+_identities: TtlCache[Identity] = TtlCache()
+
+
 def authenticate(authorization: str | None) -> Identity:
-    return get_verifier().verify(bearer_token(authorization))
+    """The verified identity of an `authorization` value, remembered for 30 s (never past the token's expiry)."""
+    token = bearer_token(authorization)
+    key = hashlib.sha256(token.encode()).hexdigest()
+    identity = _identities.get(key)
+    if identity is None:
+        identity = get_verifier().verify(token)
+        _identities.set(key, identity, valid_until=_valid_until(identity, IDENTITY_TTL))
+    return identity
 
 
 def issue_dev_token(*, tenant: str, user_id: str, scopes: list[str], ttl_seconds: int) -> str:

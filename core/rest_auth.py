@@ -3,8 +3,6 @@ imported, so this module must not import rest_framework.views."""
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import TYPE_CHECKING
 
 from rest_framework.authentication import BaseAuthentication
@@ -12,7 +10,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from core.auth import Identity, authenticate
-from core.errors import UnknownTenant
+from core.tenancy import tenant_cached
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -35,23 +33,9 @@ class Principal:
         return f"{self.identity.user_id}@{self.identity.tenant}"
 
 
-_known_tenants: dict[str, float] = {}
-_known_lock = threading.Lock()
-
-
 def ensure_tenant_exists(slug: str) -> None:
-    """A token for a tenant this service does not know is refused (cached for a minute once seen)."""
-    from core.models import Tenant
-
-    now = time.monotonic()
-    with _known_lock:
-        seen = _known_tenants.get(slug)
-    if seen is not None and now - seen < 60:
-        return
-    if not Tenant.objects.filter(slug=slug).exists():
-        raise UnknownTenant(tenant=slug)
-    with _known_lock:
-        _known_tenants[slug] = now
+    """A token for a tenant this service does not know is refused."""
+    tenant_cached(slug)
 
 
 class BearerTokenAuthentication(BaseAuthentication):

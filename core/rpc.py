@@ -41,8 +41,7 @@ from core.auth import Identity, authenticate
 from core.errors import DomainError, InvalidInput, ServiceUnavailable, mapping_for
 from core.logs import new_request_id, request_id_var
 from core.money import parse_amount
-from core.rest_auth import ensure_tenant_exists
-from core.tenancy import tenant_context
+from core.tenancy import tenant_cached, tenant_context
 
 if TYPE_CHECKING:
     from core.models import Tenant
@@ -81,53 +80,6 @@ def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S10
 
 
 # --- The caller -------------------------------------------------------------------------------------------------
-_IDENTITY_TTL = 30.0
-_IDENTITY_MAX = 10_000
-_identities: dict[str, tuple[float, Identity]] = {}
-_identities_lock = threading.Lock()
-
-
-def identity_for(authorization: str | None) -> Identity:
-    """The verified identity of an `authorization` value. A terminal sends the same token on every call, so a
-    verified one is remembered for 30 s (never past its expiry) instead of checking its signature every time."""
-    if not authorization:
-        return authenticate(authorization)
-    now = time.time()
-    with _identities_lock:
-        entry = _identities.get(authorization)
-    if entry is not None and entry[0] > now:
-        return entry[1]
-    identity = authenticate(authorization)
-    valid_until = now + _IDENTITY_TTL
-    if identity.expires_at is not None:
-        valid_until = min(valid_until, identity.expires_at)
-    with _identities_lock:
-        if len(_identities) >= _IDENTITY_MAX:
-            _identities.clear()
-        _identities[authorization] = (valid_until, identity)
-    return identity
-
-
-_TENANT_TTL = 60.0
-_tenants: dict[str, tuple[float, Tenant]] = {}
-_tenants_lock = threading.Lock()
-
-
-def tenant_cached(slug: str) -> Tenant:
-    """The tenant's row, kept for a minute per process (read on every lookup by phone: it holds the region)."""
-    from core.models import Tenant
-
-    now = time.monotonic()
-    with _tenants_lock:
-        entry = _tenants.get(slug)
-    if entry is not None and entry[0] > now:
-        return entry[1]
-    tenant = Tenant.objects.get(slug=slug)
-    with _tenants_lock:
-        _tenants[slug] = (now + _TENANT_TTL, tenant)
-    return tenant
-
-
 @dataclass
 class RpcCall:
     """What a servicer method knows about its call besides the request message."""
@@ -236,8 +188,8 @@ def rpc_method(
             response: Any = None
             try:
                 close_old_connections()
-                identity = identity_for(metadata.get("authorization"))
-                ensure_tenant_exists(identity.tenant)
+                identity = authenticate(metadata.get("authorization"))
+                tenant_cached(identity.tenant)
                 identity.require(*required)
                 if isinstance(request, MalformedRequest):
                     raise InvalidInput(

@@ -14,6 +14,7 @@ outbox relay) and superusers in the admin use it, through `all_tenants_context()
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -21,11 +22,32 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection, models, transaction
 from django.db.migrations.operations.base import Operation
 
+from core.ttl_cache import TtlCache
+
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
 _current_tenant: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_tenant", default=None)
 _all_tenants: contextvars.ContextVar[bool] = contextvars.ContextVar("all_tenants", default=False)
+
+
+_tenants: TtlCache[Any] = TtlCache()
+TENANT_TTL = 60.0
+
+
+def tenant_cached(slug: str) -> Any:
+    """The tenant's row, kept for a minute per process (every call of every door needs it); UnknownTenant when the
+    slug is not a tenant of this service."""
+    from core.errors import UnknownTenant
+    from core.models import Tenant
+
+    tenant = _tenants.get(slug)
+    if tenant is None:
+        tenant = Tenant.objects.filter(slug=slug).first()
+        if tenant is None:
+            raise UnknownTenant(tenant=slug)
+        _tenants.set(slug, tenant, valid_until=time.time() + TENANT_TTL)
+    return tenant
 
 
 class TenantNotSet(RuntimeError):
