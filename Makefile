@@ -1,7 +1,9 @@
 # zenLogic Customer Service — developer tasks (GNU make).
 #
-#   make run          migrate, seed the demo data and run the service (embedded PostgreSQL unless DATABASE_URL)
-#   make test         the test suite (PYTEST_ARGS='-k customers' to pass arguments to pytest)
+#   make run          migrate, seed the demo data and run the service (embedded PostgreSQL and Redis unless
+#                     DATABASE_URL / REDIS_URL and CELERY_BROKER_URL); installs only what running needs
+#   make test         the test suite (PYTEST_ARGS='-k customers' to pass arguments to pytest); adds the dev tools
+#   make install      the virtualenv with the test and lint tools
 #   make lint / fmt   ruff + mypy / reformat
 #   make protos       regenerate the gRPC code from protos/ into ./zenlogic (done by run and test)
 #   make clean-data   delete .data/ (the embedded database)
@@ -12,6 +14,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+DEV_INSTALLED := $(VENV)/.installed-dev
 BOOTSTRAP_PYTHON := $(or $(shell command -v python3.11 2>/dev/null),$(shell command -v python3 2>/dev/null),python3)
 
 PROTO_FILES := $(sort $(shell find protos -name '*.proto' 2>/dev/null))
@@ -24,13 +27,17 @@ PYTEST_ARGS ?=
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
 
-# --- virtualenv: (re)installed only when pyproject.toml changes -------------------------------------------
-venv install: $(INSTALLED)
+# --- virtualenv: (re)installed only when pyproject.toml changes; `run` needs the runtime only -------------------
+venv: $(INSTALLED)
+install: $(DEV_INSTALLED)
 
 $(INSTALLED): pyproject.toml
 	@test -x $(PY) || $(BOOTSTRAP_PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install --disable-pip-version-check -q -e .
+	@touch $@
+
+$(DEV_INSTALLED): $(INSTALLED)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev]'
 	@touch $@
 
 # --- gRPC code: protos/zenlogic/<svc>/v1/*.proto -> zenlogic/<svc>/v1/*_pb2*.py(i) -----------------------------
@@ -52,16 +59,16 @@ endif
 run: $(INSTALLED) protos
 	$(PY) -m config.launcher $(PY) -m config.run
 
-test: $(INSTALLED) protos
+test: $(DEV_INSTALLED) protos
 	$(PY) -m config.launcher $(PY) -m pytest $(PYTEST_ARGS)
 
 # --- code quality ----------------------------------------------------------------------------------------------
-lint: $(INSTALLED) protos
+lint: $(DEV_INSTALLED) protos
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-fmt: $(INSTALLED)
+fmt: $(DEV_INSTALLED)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
@@ -70,4 +77,7 @@ clean-data:
 	@if [ -f .data/pg/postmaster.pid ] && kill -0 "$$(head -n1 .data/pg/postmaster.pid)" 2>/dev/null; then \
 		echo "warning: the embedded PostgreSQL still runs (pid $$(head -n1 .data/pg/postmaster.pid)); stop make run/test first"; \
 	fi
+	@for f in .data/redis/redis-*.pid; do \
+		if [ -f "$$f" ] && kill -0 "$$(cat "$$f")" 2>/dev/null; then echo "warning: an embedded Redis still runs (pid $$(cat "$$f"))"; fi; \
+	done
 	rm -rf .data

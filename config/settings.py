@@ -121,6 +121,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "core.User"
 
 # --- Cache ----------------------------------------------------------------------------------------------------
+# `make run` (config.launcher) sets REDIS_URL to its embedded Redis when none is configured; a bare process without
+# it (e.g. `pytest` outside make) gets a per-process memory cache.
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
     CACHES = {
@@ -139,24 +141,19 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "zlcust"}}
 
 # --- Celery ---------------------------------------------------------------------------------------------------
-# Without a broker the embedded default uses kombu's filesystem transport under .data/, so `make run` still runs a
-# real worker and beat in separate processes; events reach RabbitMQ only when one is configured.
+# The broker is RabbitMQ in production, or the embedded Redis that `make run` starts when CELERY_BROKER_URL is
+# unset (config.launcher sets it). The outbox relay publishes to either; without any broker (a bare process outside
+# make) Celery gets an in-process queue, nothing kicks the relay and events wait in the outbox. The event consumer
+# needs RabbitMQ (quorum queues, dead-lettering, per-message TTL): it runs only with an AMQP broker.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")
+OUTBOX_RELAY_ENABLED = bool(CELERY_BROKER_URL)
 BROKER_IS_AMQP = CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://"))
-EMBEDDED_BROKER_DIR = BASE_DIR / ".data" / "broker"
 if not CELERY_BROKER_URL:
-    CELERY_BROKER_URL = "filesystem://"
-    for _folder in ("out", "processed", "control"):
-        (EMBEDDED_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(EMBEDDED_BROKER_DIR / "out"),
-        "data_folder_out": str(EMBEDDED_BROKER_DIR / "out"),
-        "processed_folder": str(EMBEDDED_BROKER_DIR / "processed"),
-        "control_folder": str(EMBEDDED_BROKER_DIR / "control"),
-        "store_processed": False,
-    }
-else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+    CELERY_BROKER_URL = "memory://"
+CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True} if BROKER_IS_AMQP else {}
+# A worker's node name must be unique on its broker (RabbitMQ locks `<name>.celery.pidbox` per name): by default
+# `customer-service-<pid>@<host>`; set it per instance under a process manager (Celery's %h, %n, %d expand).
+CELERY_WORKER_NAME = env("CELERY_WORKER_NAME")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

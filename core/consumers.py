@@ -602,7 +602,7 @@ def _is_transient(exc: DatabaseError) -> bool:
 
 # --- the bootstep -------------------------------------------------------------------------------------------------
 def consumer_enabled() -> bool:
-    """Only with an AMQP broker (never the embedded filesystem transport), unless EVENTS_CONSUMER_ENABLED=0."""
+    """Only with an AMQP broker (not the embedded Redis of `make run`), unless EVENTS_CONSUMER_ENABLED=0."""
     flag = _conf("EVENTS_CONSUMER_ENABLED", "1").strip().lower()
     return bool(getattr(settings, "BROKER_IS_AMQP", False)) and flag not in {"0", "false", "no", "off"}
 

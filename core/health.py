@@ -28,11 +28,11 @@ def check_cache() -> None:
 
 def check_broker() -> None:
     url = settings.CELERY_BROKER_URL
-    if url.startswith("filesystem://"):
-        settings.EMBEDDED_BROKER_DIR.mkdir(parents=True, exist_ok=True)
+    if url.startswith("memory://"):  # no broker configured: nothing to reach
         return
     parsed = urlparse(url)
-    with socket.create_connection((parsed.hostname or "localhost", parsed.port or 5672), timeout=1):
+    default_port = 6379 if parsed.scheme.startswith("redis") else 5672
+    with socket.create_connection((parsed.hostname or "localhost", parsed.port or default_port), timeout=1):
         pass
 
 

@@ -1,4 +1,4 @@
-"""The outbox relay: publishes recorded events to RabbitMQ, marks them published once the broker confirmed them.
+"""The outbox relay: publishes recorded events to the broker, marks them published once the broker took them.
 
 Rows are claimed with `SELECT ... FOR UPDATE SKIP LOCKED` inside `all_tenants_context()`, so any number of relays
 (beat every few seconds, the after-commit kick, several workers) run at once without publishing a row twice. A row
@@ -6,8 +6,12 @@ is marked published in the same transaction that holds its lock, and only after 
 a crash before the commit republishes it (at least once; consumers dedupe by `event_id`), never loses it.
 
 When the broker is unreachable or refuses a message, the rows of the batch get `attempts + 1` and a
-`next_attempt_at` with exponential backoff (capped) and wait. Without an AMQP broker (the embedded default's
-filesystem transport) the relay leaves every row unpublished and does nothing else.
+`next_attempt_at` with exponential backoff (capped) and wait.
+
+The broker is RabbitMQ (publisher confirms), or the embedded Redis of `make run`: kombu's Redis transport emulates
+the topic exchange (its bindings are a Redis set; a message goes to every bound queue whose pattern matches, and
+to none when nothing is bound, as with RabbitMQ), and a publish returns once Redis stored the message. Without
+any broker configured (`settings.OUTBOX_RELAY_ENABLED` false) the relay leaves every row unpublished.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ def relay_backoff(attempts: int) -> timedelta:
 class RelayResult:
     published: int = 0
     failed: int = 0
-    skipped: bool = False  # no AMQP broker configured
+    skipped: bool = False  # no broker configured
 
     def __iadd__(self, other: RelayResult) -> RelayResult:
         self.published += other.published
@@ -85,7 +89,7 @@ def _producer() -> Producer:
         settings.CELERY_BROKER_URL,
         connect_timeout=timeout,
         heartbeat=0,
-        transport_options={"confirm_publish": True},
+        transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS,
     )
     try:
         connection.ensure_connection(max_retries=0)  # no retry here: the next relay run is the retry
@@ -107,6 +111,24 @@ def _release(connection: Connection | None = None) -> None:
     if connection is not None:
         with contextlib.suppress(Exception):  # already broken: nothing to clean up
             connection.release()
+
+
+_SWEEP_INTERVAL = 60.0  # seconds between sweeps of the bindings of dead queues (kombu's Redis transport only)
+
+
+def _sweep_dead_bindings(producer: Producer) -> None:
+    """On Redis, drop the bindings of expiring queues nobody consumes any more (an `events_tail` killed hard):
+    kombu refreshes a consumed queue's binding, and only a sweep removes a stale one; else the relay would keep
+    filling a list nobody reads."""
+    sweep = getattr(producer.channel, "sweep_bindings", None)
+    now = time.monotonic()
+    if sweep is None or now - getattr(_local, "swept_at", float("-inf")) < _SWEEP_INTERVAL:
+        return
+    _local.swept_at = now
+    try:
+        sweep()
+    except Exception as exc:  # housekeeping only: the next relay run tries again
+        logger.info("Could not sweep stale event bindings: %s", exc)
 
 
 def relay_connection_close() -> None:
@@ -151,6 +173,7 @@ def _relay_batch(size: int) -> RelayResult:
         error: Exception | None = None
         try:
             producer = _producer()
+            _sweep_dead_bindings(producer)
             for row in rows:
                 _publish(producer, row)  # returns once the broker confirmed the message
                 confirmed.append(row.pk)
@@ -182,7 +205,7 @@ def _relay_batch(size: int) -> RelayResult:
 
 def outbox_relay(*, batch_size: int | None = None, time_budget: float | None = None) -> RelayResult:
     """Publish due outbox rows in batches until none is left, the broker fails, or the time budget is spent."""
-    if not settings.BROKER_IS_AMQP:
+    if not settings.OUTBOX_RELAY_ENABLED:
         return RelayResult(skipped=True)
     size = batch_size or relay_batch_size()
     budget = _setting("OUTBOX_RELAY_TIME_BUDGET_SECONDS", 20) if time_budget is None else time_budget
@@ -260,7 +283,7 @@ def _kick() -> None:
 
 def relay_kick_after_commit() -> None:
     """Ask a worker to relay right after the current transaction commits (once per transaction)."""
-    if not settings.BROKER_IS_AMQP:
+    if not settings.OUTBOX_RELAY_ENABLED:
         return
     connection = transaction.get_connection()
     if not connection.in_atomic_block:

@@ -45,6 +45,7 @@ def pg_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def env(pg_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PGHOST", "PGPORT")}
     env["EMBEDDED_PG_DIR"] = str(pg_dir)
+    env["EMBEDDED_DATA_DIR"] = str(pg_dir.parent)
     return env
 
 
@@ -198,3 +199,97 @@ def test_configured_database_url_is_passed_through() -> None:
     assert result.stdout.strip() == url
     assert "postgres://someone@db.example:5432/somedb" in result.stderr
     assert "s3cret-pw" not in result.stderr
+
+
+REDIS_PROBE = """
+import json, os, sys, redis
+urls = {name: os.environ[name] for name in ("REDIS_URL", "CELERY_BROKER_URL")}
+assert redis.Redis.from_url(urls["REDIS_URL"]).ping()
+state = json.loads(open(os.path.join(sys.argv[1], "embedded.json")).read())
+print(json.dumps({"urls": urls, "state": state["env"], "pid": state["pid"]}))
+"""
+
+
+def redis_servers_on(port: int) -> list[int]:
+    return [
+        p.pid
+        for p in psutil.process_iter(["name", "cmdline"])
+        if p.info["name"] == "redis-server" and f"127.0.0.1:{port}" in " ".join(p.info["cmdline"] or [])
+    ]
+
+
+def test_an_embedded_redis_serves_cache_and_broker_and_stops(env: dict[str, str], pg_dir: Path) -> None:
+    env = {k: v for k, v in env.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
+    result = subprocess.run(
+        launcher(PYTHON, "-c", REDIS_PROBE, str(pg_dir.parent)),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.stdout)
+    cache, broker = probe["urls"]["REDIS_URL"], probe["urls"]["CELERY_BROKER_URL"]
+    assert cache.startswith("redis://127.0.0.1:") and cache.endswith("/0")  # loopback only
+    assert broker == cache[: -len("0")] + "1"  # the same server, another database
+    # manage.py finds the servers in the state file while the launcher runs; it is gone afterwards
+    assert probe["state"]["REDIS_URL"] == cache and probe["state"]["DATABASE_URL"].startswith("postgres://")
+    assert not (pg_dir.parent / "embedded.json").exists()
+    port = int(cache.rsplit(":", 1)[1].split("/")[0])
+    deadline = time.monotonic() + 5
+    while redis_servers_on(port):
+        assert time.monotonic() < deadline, "redis-server still running"
+        time.sleep(0.1)
+    assert not list((pg_dir.parent / "redis").glob("*.pid"))
+    assert_no_server(pg_dir)
+
+
+def test_configured_redis_and_broker_start_no_embedded_redis(env: dict[str, str]) -> None:
+    env = {**env, "REDIS_URL": "redis://cache.example:6379/3", "CELERY_BROKER_URL": "amqp://mq.example//"}
+    code = "import os; print(os.environ['REDIS_URL'], os.environ['CELERY_BROKER_URL'])"
+    result = subprocess.run(
+        launcher(PYTHON, "-c", code), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["redis://cache.example:6379/3", "amqp://mq.example//"]
+    assert "embedded Redis" not in result.stderr
+
+
+def test_manage_py_without_any_database_says_how_to_start_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import django.core.management
+    from django.db.utils import OperationalError
+
+    import manage
+
+    def no_server(argv: list[str]) -> None:
+        raise OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
+
+    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EMBEDDED_DATA_DIR", str(tmp_path))  # no make run here
+    monkeypatch.setattr(django.core.management, "execute_from_command_line", no_server)
+    monkeypatch.setattr(sys, "argv", ["manage.py", "rfm_recompute"])
+    with pytest.raises(SystemExit) as exited:
+        manage.main()
+    assert exited.value.code == 1
+    assert "Start the service with `make run`" in capsys.readouterr().err
+
+
+def test_manage_py_ignores_the_state_of_a_run_that_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from config.launcher import embedded_environment
+
+    dead = subprocess.Popen([PYTHON, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "embedded.json").write_text(
+        json.dumps({"pid": dead.pid, "env": {"DATABASE_URL": "postgres://x"}})
+    )
+    assert embedded_environment({"EMBEDDED_DATA_DIR": str(tmp_path)}) is None
+    (tmp_path / "embedded.json").write_text(
+        json.dumps({"pid": os.getppid(), "env": {"DATABASE_URL": "postgres://x"}})
+    )
+    assert embedded_environment({"EMBEDDED_DATA_DIR": str(tmp_path)}) == {"DATABASE_URL": "postgres://x"}

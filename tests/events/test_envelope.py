@@ -67,7 +67,7 @@ def test_the_consumer_step_runs_only_with_an_amqp_broker(settings, monkeypatch):
     from core.consumers import EventConsumerStep, consumer_enabled
 
     assert "core.consumers:EventConsumerStep" in app.steps["worker"]
-    settings.BROKER_IS_AMQP = False  # the embedded default: kombu's filesystem transport
+    settings.BROKER_IS_AMQP = False  # the embedded default: Redis
     assert not consumer_enabled()
     assert not EventConsumerStep(parent=None).include_if(None)
     settings.BROKER_IS_AMQP = True
