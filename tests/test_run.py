@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -249,6 +250,42 @@ def test_a_worker_killed_with_sigkill_comes_back_and_consumes(stack: Stack) -> N
     create_customer(stack, 2)
     wait_until(lambda: stack.backlog() == 0, timeout=60, what="the restarted worker to relay the event")
     assert stack.process.poll() is None and stack.health() == 200
+
+
+def readme_grpc_script() -> str:
+    """The Python script the README gives for calling gRPC with only the project's virtualenv."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(".venv/bin/python - <<'EOF'\n") + len(".venv/bin/python - <<'EOF'\n")
+    return readme[start : readme.index("\nEOF\n", start)]
+
+
+def test_the_readme_grpc_example_runs_with_only_the_virtualenv(stack: Stack) -> None:
+    env = {**stack.env, "GRPC_ADDRESS": f"localhost:{stack.grpc}"}
+    token = subprocess.run(
+        [PYTHON, "manage.py", "issue_token", "--tenant", "demo-market"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    result = subprocess.run(
+        [PYTHON, "-"],
+        input=readme_grpc_script(),
+        cwd=ROOT,
+        env={**env, "TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "health SERVING"
+    assert "Ana Pérez" in lines[1]
+    assert re.fullmatch(r"earned [1-9]\d* balance [1-9]\d*", lines[2]), lines[2]
+    assert re.fullmatch(r"500 points are worth 5(\.0+)? CLP", lines[3]), lines[3]
+    assert lines[4] == "NOT_FOUND customer_not_found"
 
 
 def test_sigterm_to_the_process_group_lets_an_in_flight_grpc_call_finish(stack: Stack) -> None:
