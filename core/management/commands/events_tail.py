@@ -91,7 +91,7 @@ class Command(BaseCommand):
             try:
                 with Consumer(channel, queues=[bound], on_message=on_message, accept=None):
                     self.stderr.write(
-                        f"Waiting for events on {EXCHANGE.name} matching {pattern!r} (Ctrl-C stops)"
+                        f"Waiting for events on {EXCHANGE.name} matching {pattern!r} in queue {name} (Ctrl-C stops)"
                     )
                     self.stderr.flush()
                     while not stop.is_set():
