@@ -9,9 +9,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +19,7 @@ import pytest
 from kombu import Connection, Exchange, Queue
 
 from tests.conftest import require_service
+from tests.waiting import wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RUN_ID = uuid.uuid4().hex[:8]
@@ -36,19 +36,6 @@ TEST_ENV = {
     "OUTBOX_RELAY_MAX_BACKOFF_SECONDS": "1",
 }
 os.environ.update(TEST_ENV)
-
-
-def wait_until(
-    predicate: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.2, what: str = ""
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 # --- the broker -------------------------------------------------------------------------------------------------
