@@ -485,7 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             extra_env.update({name: urls[name] for name in missing})
             log(f"{' and '.join(missing)}: embedded Redis at 127.0.0.1:{redis_server.port}")
-        if extra_env and state_write(state_file, extra_env):
+        # what manage.py needs to join this run: the servers started here, and a configured DATABASE_URL too
+        state = {**{k: os.environ[k] for k in ("DATABASE_URL",) if os.environ.get(k)}, **extra_env}
+        if extra_env and state_write(state_file, state):
             started.callback(state_remove, state_file)
         original_mask = block_signals()
         if received:  # asked to stop while the servers were starting
