@@ -25,6 +25,7 @@ from core.errors import (
     error_body,
     mapping_for,
 )
+from core.idempotency import REPLAYED_HEADER
 from core.rest_auth import BearerTokenAuthentication, HasRequiredScopes, Principal
 from core.tenancy import tenant_context
 
@@ -79,6 +80,14 @@ class DefaultCursorPagination(CursorPagination):
             return super().paginate_queryset(queryset, request, view)
         except (drf_exceptions.NotFound, DjangoValidationError, ValueError, TypeError) as exc:
             raise InvalidCursor(field="cursor") from exc
+
+
+def replayable_response(data: Any, *, status: int, replayed: bool) -> Response:
+    """The answer of an idempotent write: a replay has the first answer's status and `Idempotent-Replayed: true`."""
+    response = Response(data, status=status)
+    if replayed:
+        response[REPLAYED_HEADER] = "true"
+    return response
 
 
 def idempotency_key_from(request: Request, *, required: bool = True) -> str | None:

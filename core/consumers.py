@@ -14,8 +14,8 @@ have their own queues):
 The main queues are quorum queues with a delivery limit (EVENTS_QUEUE_TYPE=classic turns that off): a message that
 kills the worker again and again is dead-lettered by RabbitMQ instead of blocking the queue.
 
-Each message is applied in one database transaction that first records its `event_id` in `ProcessedEvent`
-(unique per tenant, `ON CONFLICT DO NOTHING`): a duplicate finds the row, or waits for the first delivery's
+Each message is applied in one database transaction that first claims its `event_id` through core's idempotency
+mechanism (`core.idempotency`, scope `events`): a duplicate finds the record, or waits for the first delivery's
 transaction and then finds it. The message is acked only after that transaction committed.
 
 - Malformed or refused (invalid JSON, envelope, amount, currency, unknown tenant, ...): dead-lettered with the
@@ -343,45 +343,35 @@ ROUTES = (
 
 
 # --- applying one message in one transaction ------------------------------------------------------------------
-def _processed_event_claim(envelope: Envelope) -> bool:
-    """Record the event id in the current transaction; False when it was applied before."""
-    from core.models_events import ProcessedEvent
-
-    table = ProcessedEvent._meta.db_table
-    with db_connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (tenant_id, event_id, event_type, occurred_at, processed_at, outcome) "  # noqa: S608
-            "VALUES (%s, %s, %s, %s, now(), '') ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING id",
-            [envelope.tenant_id, envelope.event_id, envelope.event_type, envelope.occurred_at],
-        )
-        row = cursor.fetchone()
-    return row is not None
+from core.idempotency import EVENTS_SCOPE  # noqa: E402 - the key space of consumed events
 
 
 def event_apply(route: Route, body: bytes | str) -> str:
     """Apply one message (dedupe record + effect) in one transaction; returns the outcome.
 
+    The event id is claimed through core's idempotency mechanism (scope `events`) before the effect runs: a
+    redelivery finds it (or waits for the first delivery's transaction) and is a no-op, `duplicate`; the same event
+    id with another type or data is refused as `idempotency_key_reused` (dead-lettered).
     Raises PoisonMessage (dead-letter it), CustomerNotYetKnown (park it), or a database error (retry it).
     """
-    from django.db import transaction
-
+    from core.idempotency import idempotent
     from core.models import Tenant
-    from core.models_events import ProcessedEvent
     from core.tenancy import tenant_context
 
     envelope = envelope_parse(body, expected_type=route.event_type)
     if not Tenant.objects.filter(slug=envelope.tenant_id).exists():
         raise PoisonMessage("unknown_tenant", f"tenant {envelope.tenant_id!r} is not known to this service")
     try:
-        with tenant_context(envelope.tenant_id), transaction.atomic():
-            # the inner atomic() rolls the dedupe row back with the effect when a DomainError refuses the event
-            if not _processed_event_claim(envelope):
-                return "duplicate"
-            outcome = route.handler(envelope)
-            ProcessedEvent.objects.filter(tenant_id=envelope.tenant_id, event_id=envelope.event_id).update(
-                outcome=outcome[:200]
+        with tenant_context(envelope.tenant_id):
+            result, replayed = idempotent(
+                tenant_id=envelope.tenant_id,
+                scope=EVENTS_SCOPE,
+                key=str(envelope.event_id),
+                operation=envelope.event_type,
+                payload={"event_type": envelope.event_type, "data": envelope.data},
+                work=lambda record: {"outcome": route.handler(envelope)[:200]},
             )
-            return outcome
+            return "duplicate" if replayed else str(result["outcome"])
     except DomainError as exc:
         from customers.errors import CustomerNotFound
 

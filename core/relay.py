@@ -218,7 +218,8 @@ def processed_events_prune(*, retention_days: int | None = None, batch_size: int
     Redeliveries come within minutes; every effect is idempotent on its own key as well (purchase source id,
     loyalty idempotency key, payment id), so a very late duplicate is still applied once.
     """
-    from core.models_events import ProcessedEvent
+    from core.idempotency import EVENTS_SCOPE
+    from core.models import IdempotencyRecord
 
     days = int(_setting("EVENTS_DEDUPE_RETENTION_DAYS", 30)) if retention_days is None else retention_days
     cutoff = timezone.now() - timedelta(days=days)
@@ -226,12 +227,12 @@ def processed_events_prune(*, retention_days: int | None = None, batch_size: int
     while True:
         with all_tenants_context():
             ids = list(
-                ProcessedEvent.objects.filter(processed_at__lt=cutoff).values_list("pk", flat=True)[
-                    :batch_size
-                ]
+                IdempotencyRecord.objects.filter(scope=EVENTS_SCOPE, created_at__lt=cutoff).values_list(
+                    "pk", flat=True
+                )[:batch_size]
             )
             if ids:
-                ProcessedEvent.objects.filter(pk__in=ids).delete()
+                IdempotencyRecord.objects.filter(pk__in=ids).delete()
         deleted += len(ids)
         if len(ids) < batch_size:
             return deleted

@@ -15,7 +15,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import DefaultCursorPagination, TenantAPIView, idempotency_key_from
+from core.api import DefaultCursorPagination, TenantAPIView, idempotency_key_from, replayable_response
 from core.errors import InvalidAmount
 from core.money import parse_amount
 from credit import selectors, services
@@ -115,7 +115,8 @@ class _CustomerListView(TenantAPIView, GenericAPIView):
 
 
 class _IdempotentWriteView(TenantAPIView):
-    """A write that changes exposure: needs an Idempotency-Key; 201 the first time, 200 for a replay."""
+    """A write that changes exposure: needs an Idempotency-Key; a replay answers with the first status code (201
+    when the first call created something, 200 when it found it) and `Idempotent-Replayed: true`."""
 
     required_scopes = {"POST": WRITE}
 
@@ -133,9 +134,12 @@ class _IdempotentWriteView(TenantAPIView):
         customer = customer_get(customer_id)
         values = validated(input_class, request) if input_class is not None else {}
         result = call(customer=customer, idempotency_key=key, actor=actor_of(self), **values)
-        created = creates and not getattr(result, "replayed", True)
-        return Response(
-            output_class(result).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        # A replay answers with the first answer's status: 201 when that one created something, else 200.
+        created = creates and getattr(result, "created", False)
+        return replayable_response(
+            output_class(result).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            replayed=bool(getattr(result, "replayed", False)),
         )
 
 

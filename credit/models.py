@@ -317,24 +317,6 @@ class CreditLedgerEntry(TenantOwned):
         return f"{self.kind} {self.amount}"
 
 
-class CreditIdempotencyKey(TenantOwned):
-    """A retried write (Idempotency-Key) answers with its first result; another payload under the key is refused."""
-
-    key = models.CharField(max_length=200)
-    operation = models.CharField(max_length=32)
-    fingerprint = models.CharField(max_length=64, help_text="sha256 of the canonical JSON of the payload.")
-    response = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["tenant", "key"], name="credit_idempotency_key_unique"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.operation} {self.key}"
-
-
 class VolumeDiscountBracket(TenantOwned):
     """Commercial terms of a B2B customer: from `min_amount` of an order (optionally of one category) the
     Pricing service applies `discount_percent`."""

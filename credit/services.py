@@ -11,13 +11,13 @@ rolls back, the event is written after it, then the error is raised (`tenant_con
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from django.conf import settings
@@ -27,6 +27,7 @@ from django.db import IntegrityError, models, transaction
 from psycopg.errors import UniqueViolation
 
 from core.errors import DomainError, IdempotencyKeyReused, InvalidInput
+from core.idempotency import fingerprint_of, idempotent
 from core.models import Tenant
 from core.money import check_currency, parse_amount
 from core.outbox import outbox_record
@@ -61,7 +62,6 @@ from credit.models import (
     CreditChargeStatus,
     CreditHold,
     CreditHoldStatus,
-    CreditIdempotencyKey,
     CreditLedgerEntry,
     CreditLedgerKind,
     CreditLine,
@@ -117,6 +117,7 @@ class CreditUsageResult:
     currency: str
     order_id: str = ""
     replayed: bool = False
+    created: bool = True  # the first answer to this request created the charge (201), not found it (200)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class HoldResult:
     expires_at: datetime
     available_amount: Decimal
     replayed: bool = False
+    created: bool = True
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ class PaymentResult:
     currency: str
     line_status: str
     replayed: bool = False
+    created: bool = True
 
 
 @dataclass(frozen=True)
@@ -170,11 +173,6 @@ class OverdueRunResult:
 # --- Small helpers ------------------------------------------------------------------------------------------------
 def _tenant(tenant_id: str) -> Tenant:
     return Tenant.objects.get(slug=tenant_id)
-
-
-def _fingerprint(payload: dict[str, Any]) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
@@ -213,30 +211,35 @@ def same_actor(a: str, b: str) -> bool:
     return a.strip().casefold() == b.strip().casefold()
 
 
-def _idempotency_replay(
-    *, tenant_id: str, key: str, operation: str, fingerprint: str
-) -> dict[str, Any] | None:
-    """The stored result of an earlier call with this key; another payload under the same key is refused."""
-    row = CreditIdempotencyKey.objects.filter(tenant_id=tenant_id, key=key).first()
-    if row is None:
-        return None
-    if row.operation != operation or row.fingerprint != fingerprint:
-        raise IdempotencyKeyReused(field="idempotency_key", operation=row.operation)
-    return dict(row.response)
+IDEMPOTENCY_SCOPE = "credit"
+_R = TypeVar("_R")
 
 
-def _idempotency_save(
-    *, tenant_id: str, key: str, operation: str, fingerprint: str, response: dict[str, Any]
-) -> None:
-    row = CreditIdempotencyKey(
-        tenant_id=tenant_id,
-        key=key,
-        operation=operation,
-        fingerprint=fingerprint,
-        response=_jsonable(response),
+def _keyed(
+    *,
+    tenant_id: str,
+    key: str | None,
+    operation: str,
+    payload: dict[str, Any],
+    work: Callable[[], _R],
+    to_json: Callable[[_R], dict[str, Any]],
+    from_json: Callable[[dict[str, Any]], _R],
+) -> _R:
+    """Run `work` in a transaction, once per Idempotency-Key (core's mechanism, in the credit key space): the key is
+    claimed before any line is locked, so a concurrent duplicate waits for the first and replays its result."""
+    if not key:
+        with transaction.atomic():
+            return work()
+    first: list[_R] = []
+
+    def run(record: Any) -> dict[str, Any]:
+        first.append(work())
+        return _jsonable(to_json(first[0]))
+
+    stored, replayed = idempotent(
+        tenant_id=tenant_id, scope=IDEMPOTENCY_SCOPE, key=key, operation=operation, payload=payload, work=run
     )
-    # Same key used concurrently for another customer's line (our line lock did not serialise it).
-    _insert(row, conflict=IdempotencyKeyReused(field="idempotency_key"))
+    return from_json(stored) if replayed else first[0]
 
 
 def _insert(row: models.Model, *, conflict: DomainError) -> None:
@@ -701,6 +704,7 @@ def _usage_result(charge: CreditCharge, *, replayed: bool) -> CreditUsageResult:
         currency=charge.currency,
         order_id=charge.order_id,
         replayed=replayed,
+        created=not replayed,
     )
 
 
@@ -712,6 +716,7 @@ def _usage_to_json(result: CreditUsageResult) -> dict[str, Any]:
         "due_date": result.due_date.isoformat(),
         "currency": result.currency,
         "order_id": result.order_id,
+        "created": result.created,
     }
 
 
@@ -724,6 +729,7 @@ def _usage_from_json(data: dict[str, Any]) -> CreditUsageResult:
         currency=data["currency"],
         order_id=data["order_id"],
         replayed=True,
+        created=bool(data.get("created", False)),
     )
 
 
@@ -742,21 +748,29 @@ def credit_use(
     order_id = _clean_ref(order_id, error=InvalidOrderId)
     tenant = _tenant(customer.tenant_id)
     currency = check_currency(currency, tenant_currency=tenant.currency)
-    fingerprint = _fingerprint(
-        {"customer_id": str(customer.pk), "order_id": order_id, "amount": str(amount), "currency": currency}
-    )
+    payload = {
+        "customer_id": str(customer.pk),
+        "order_id": order_id,
+        "amount": str(amount),
+        "currency": currency,
+    }
     try:
-        with transaction.atomic():
-            return _credit_use(
+        return _keyed(
+            tenant_id=tenant.slug,
+            key=idempotency_key,
+            operation="credit_use",
+            payload=payload,
+            work=lambda: _credit_use(
                 customer=customer,
                 tenant=tenant,
                 amount=amount,
                 order_id=order_id,
                 currency=currency,
-                idempotency_key=idempotency_key,
-                fingerprint=fingerprint,
                 actor=actor,
-            )
+            ),
+            to_json=_usage_to_json,
+            from_json=_usage_from_json,
+        )
     except CreditLimitExceeded as exc:
         _record_limit_exceeded(tenant.slug, exc)
         raise
@@ -769,29 +783,9 @@ def _credit_use(
     amount: Decimal,
     order_id: str,
     currency: str,
-    idempotency_key: str | None,
-    fingerprint: str,
     actor: str,
 ) -> CreditUsageResult:
     line = _lock_customer_line(customer)
-    if idempotency_key:
-        stored = _idempotency_replay(
-            tenant_id=tenant.slug, key=idempotency_key, operation="credit_use", fingerprint=fingerprint
-        )
-        if stored is not None:
-            return _usage_from_json(stored)
-
-    def remember(result: CreditUsageResult) -> CreditUsageResult:
-        if idempotency_key:
-            _idempotency_save(
-                tenant_id=tenant.slug,
-                key=idempotency_key,
-                operation="credit_use",
-                fingerprint=fingerprint,
-                response=_usage_to_json(result),
-            )
-        return result
-
     existing = (
         CreditCharge.objects.select_related("line").filter(tenant_id=tenant.slug, order_id=order_id).first()
     )
@@ -807,7 +801,7 @@ def _credit_use(
                 order_id=order_id,
                 charged_amount=str(existing.amount),
             )
-        return remember(_usage_result(existing, replayed=True))
+        return _usage_result(existing, replayed=True)
 
     _check_usable(line, customer)
     now = clock.now()
@@ -891,10 +885,44 @@ def _credit_use(
         },
         aggregate_id=str(customer.pk),
     )
-    return remember(_usage_result(charge, replayed=False))
+    return _usage_result(charge, replayed=False)
 
 
-@transaction.atomic
+_CHARGE_FIELDS = (
+    "id",
+    "line_id",
+    "order_id",
+    "amount",
+    "outstanding",
+    "currency",
+    "charged_on",
+    "due_date",
+    "status",
+    "paid_at",
+    "cancelled_at",
+    "cancel_reason",
+    "created_at",
+)
+
+
+def _charge_to_json(charge: CreditCharge) -> dict[str, Any]:
+    values = {name: getattr(charge, name) for name in _CHARGE_FIELDS}
+    # isoformat keeps the microseconds that the JSON encoder would cut to milliseconds
+    return {k: v.isoformat() if isinstance(v, date) else v for k, v in values.items()}
+
+
+def _charge_from_json(data: dict[str, Any]) -> CreditCharge:
+    """The charge as the first cancel answered it (a row as it was then, not saved again)."""
+    if "status" not in data:  # a key stored before first results were kept: its charge as it is now
+        charge = CreditCharge.objects.get(pk=data["usage_id"])
+    else:
+        fields = {f.attname: f for f in CreditCharge._meta.concrete_fields}
+        charge = CreditCharge(**{name: fields[name].to_python(data[name]) for name in _CHARGE_FIELDS})
+        charge._state.adding = False
+    charge.replayed = True  # type: ignore[attr-defined]
+    return charge
+
+
 def credit_charge_cancel(
     *,
     customer: Customer,
@@ -906,30 +934,28 @@ def credit_charge_cancel(
 ) -> CreditCharge:
     """Release an unpaid charge (order cancelled, full credit note). Cancelling twice is a no-op."""
     reason = _require_text(reason, "reason")
-    line = _lock_customer_line(customer)
-    charges = CreditCharge.objects.filter(tenant_id=line.tenant_id, line__customer_id=customer.pk)
+    charges = CreditCharge.objects.filter(tenant_id=customer.tenant_id, line__customer_id=customer.pk)
     try:
         if charge_id is not None:
-            charge = charges.get(pk=charge_id)
+            found = charges.get(pk=charge_id)
         else:
-            charge = charges.get(order_id=_clean_ref(order_id, error=InvalidOrderId))
+            found = charges.get(order_id=_clean_ref(order_id, error=InvalidOrderId))
     except (CreditCharge.DoesNotExist, ValueError, ValidationError) as exc:
         raise CreditChargeNotFound(charge_id=str(charge_id or ""), order_id=order_id or "") from exc
-    if idempotency_key:
-        fingerprint = _fingerprint(
-            {"customer_id": str(customer.pk), "usage_id": str(charge.pk), "reason": reason}
-        )
-        if _idempotency_replay(
-            tenant_id=line.tenant_id, key=idempotency_key, operation="charge_cancel", fingerprint=fingerprint
-        ):
-            return charge
-        _idempotency_save(
-            tenant_id=line.tenant_id,
-            key=idempotency_key,
-            operation="charge_cancel",
-            fingerprint=fingerprint,
-            response={"usage_id": str(charge.pk)},
-        )
+    return _keyed(
+        tenant_id=customer.tenant_id,
+        key=idempotency_key,
+        operation="charge_cancel",
+        payload={"customer_id": str(customer.pk), "usage_id": str(found.pk), "reason": reason},
+        work=lambda: _charge_cancel(customer=customer, charge_pk=found.pk, reason=reason, actor=actor),
+        to_json=_charge_to_json,
+        from_json=_charge_from_json,
+    )
+
+
+def _charge_cancel(*, customer: Customer, charge_pk: Any, reason: str, actor: str) -> CreditCharge:
+    line = _lock_customer_line(customer)
+    charge = CreditCharge.objects.get(pk=charge_pk)
     if charge.status == CreditChargeStatus.CANCELLED:
         return charge
     if charge.status not in UNPAID_STATUSES or charge.outstanding != charge.amount:
@@ -962,6 +988,37 @@ def _hold_result(hold: CreditHold, line: CreditLine, *, replayed: bool) -> HoldR
         expires_at=hold.expires_at,
         available_amount=line.available,
         replayed=replayed,
+        created=not replayed,
+    )
+
+
+def _hold_to_json(result: HoldResult) -> dict[str, Any]:
+    return {
+        "hold_id": str(result.hold_id),
+        "order_id": result.order_id,
+        "amount": str(result.amount),
+        "currency": result.currency,
+        "status": result.status,
+        "expires_at": result.expires_at.isoformat(),
+        "available_amount": str(result.available_amount),
+        "created": result.created,
+    }
+
+
+def _hold_from_json(data: dict[str, Any]) -> HoldResult:
+    if "status" not in data:  # a key stored before first results were kept: its hold as it is now
+        hold = CreditHold.objects.select_related("line").get(pk=data["hold_id"])
+        return dataclasses.replace(_hold_result(hold, hold.line, replayed=True), created=False)
+    return HoldResult(
+        hold_id=UUID(data["hold_id"]),
+        order_id=data["order_id"],
+        amount=Decimal(data["amount"]),
+        currency=data["currency"],
+        status=data["status"],
+        expires_at=datetime.fromisoformat(data["expires_at"]),
+        available_amount=Decimal(data["available_amount"]),
+        replayed=True,
+        created=bool(data["created"]),
     )
 
 
@@ -996,33 +1053,25 @@ def credit_hold_place(
     }
     if expires_at is not None:  # an expiry the caller chose is part of what it asked for
         payload["expires_at"] = expires.isoformat()
-    fingerprint = _fingerprint(payload)
     try:
-        with transaction.atomic():
-            line = _lock_customer_line(customer)
-            if idempotency_key:
-                stored = _idempotency_replay(
-                    tenant_id=tenant.slug,
-                    key=idempotency_key,
-                    operation="credit_hold",
-                    fingerprint=fingerprint,
-                )
-                if stored is not None:
-                    hold = CreditHold.objects.get(pk=stored["hold_id"])
-                    return _hold_result(hold, line, replayed=True)
-            result = _hold_place(
-                customer=customer, line=line, amount=amount, order_id=order_id, currency=currency,
-                expires=expires, now=now, actor=actor,
-            )  # fmt: skip
-            if idempotency_key:
-                _idempotency_save(
-                    tenant_id=tenant.slug,
-                    key=idempotency_key,
-                    operation="credit_hold",
-                    fingerprint=fingerprint,
-                    response={"hold_id": str(result.hold_id)},
-                )
-            return result
+        return _keyed(
+            tenant_id=tenant.slug,
+            key=idempotency_key,
+            operation="credit_hold",
+            payload=payload,
+            work=lambda: _hold_place(
+                customer=customer,
+                line=_lock_customer_line(customer),
+                amount=amount,
+                order_id=order_id,
+                currency=currency,
+                expires=expires,
+                now=now,
+                actor=actor,
+            ),
+            to_json=_hold_to_json,
+            from_json=_hold_from_json,
+        )
     except CreditLimitExceeded as exc:
         _record_limit_exceeded(tenant.slug, exc)
         raise
@@ -1074,29 +1123,30 @@ def _hold_place(
     return _hold_result(hold, line, replayed=False)
 
 
-@transaction.atomic
 def credit_hold_release(
     *, customer: Customer, hold_id: Any, idempotency_key: str | None = None, actor: str = ""
 ) -> HoldResult:
     """Give a hold's amount back (checkout abandoned); releasing an ended hold again changes nothing."""
-    line = _lock_customer_line(customer)
     try:
-        hold = CreditHold.objects.get(pk=hold_id, tenant_id=line.tenant_id, line__customer_id=customer.pk)
+        found = CreditHold.objects.get(
+            pk=hold_id, tenant_id=customer.tenant_id, line__customer_id=customer.pk
+        )
     except (CreditHold.DoesNotExist, ValueError, ValidationError) as exc:
         raise CreditHoldNotFound(hold_id=str(hold_id)) from exc
-    if idempotency_key:
-        fingerprint = _fingerprint({"customer_id": str(customer.pk), "hold_id": str(hold.pk)})
-        if _idempotency_replay(
-            tenant_id=line.tenant_id, key=idempotency_key, operation="hold_release", fingerprint=fingerprint
-        ):
-            return _hold_result(hold, line, replayed=True)
-        _idempotency_save(
-            tenant_id=line.tenant_id,
-            key=idempotency_key,
-            operation="hold_release",
-            fingerprint=fingerprint,
-            response={"hold_id": str(hold.pk)},
-        )
+    return _keyed(
+        tenant_id=customer.tenant_id,
+        key=idempotency_key,
+        operation="hold_release",
+        payload={"customer_id": str(customer.pk), "hold_id": str(found.pk)},
+        work=lambda: _hold_release(customer=customer, hold_pk=found.pk, actor=actor),
+        to_json=_hold_to_json,
+        from_json=_hold_from_json,
+    )
+
+
+def _hold_release(*, customer: Customer, hold_pk: Any, actor: str) -> HoldResult:
+    line = _lock_customer_line(customer)
+    hold = CreditHold.objects.get(pk=hold_pk)
     if hold.status in (CreditHoldStatus.RELEASED, CreditHoldStatus.EXPIRED):
         return _hold_result(hold, line, replayed=True)
     if hold.status != CreditHoldStatus.ACTIVE:
@@ -1148,10 +1198,50 @@ def _payment_result(payment: CreditPayment, line: CreditLine, *, replayed: bool)
         currency=payment.currency,
         line_status=line.status,
         replayed=replayed,
+        created=not replayed,
     )
 
 
-@transaction.atomic
+def _payment_to_json(result: PaymentResult) -> dict[str, Any]:
+    return {
+        "payment_id": result.payment_id,
+        "amount": str(result.amount),
+        "applied_amount": str(result.applied_amount),
+        "unapplied_amount": str(result.unapplied_amount),
+        "allocations": [
+            {"usage_id": str(a.usage_id), "order_id": a.order_id, "amount": str(a.amount)}
+            for a in result.allocations
+        ],
+        "available_amount": str(result.available_amount),
+        "currency": result.currency,
+        "line_status": result.line_status,
+        "created": result.created,
+    }
+
+
+def _payment_from_json(data: dict[str, Any]) -> PaymentResult:
+    if "line_status" not in data:  # a key stored before first results were kept: the payment as it is now
+        payment = CreditPayment.objects.select_related("line").get(payment_id=data["payment_id"])
+        return dataclasses.replace(_payment_result(payment, payment.line, replayed=True), created=False)
+    return PaymentResult(
+        payment_id=data["payment_id"],
+        amount=Decimal(data["amount"]),
+        applied_amount=Decimal(data["applied_amount"]),
+        unapplied_amount=Decimal(data["unapplied_amount"]),
+        allocations=tuple(
+            PaymentAllocationResult(
+                usage_id=UUID(a["usage_id"]), order_id=a["order_id"], amount=Decimal(a["amount"])
+            )
+            for a in data["allocations"]
+        ),
+        available_amount=Decimal(data["available_amount"]),
+        currency=data["currency"],
+        line_status=data["line_status"],
+        replayed=True,
+        created=bool(data["created"]),
+    )
+
+
 def payment_record(
     *,
     customer: Customer,
@@ -1170,23 +1260,48 @@ def payment_record(
     order_id = _clean_ref(order_id, error=InvalidOrderId) if (order_id or "").strip() else ""
     tenant = _tenant(customer.tenant_id)
     currency = check_currency(currency, tenant_currency=tenant.currency)
-    fingerprint = _fingerprint(
-        {
-            "customer_id": str(customer.pk),
-            "payment_id": payment_id,
-            "amount": str(amount),
-            "currency": currency,
-            "order_id": order_id,
-        }
+    payload = {
+        "customer_id": str(customer.pk),
+        "payment_id": payment_id,
+        "amount": str(amount),
+        "currency": currency,
+        "order_id": order_id,
+    }
+    fingerprint = fingerprint_of(payload)
+    return _keyed(
+        tenant_id=tenant.slug,
+        key=idempotency_key,
+        operation="payment",
+        payload=payload,
+        work=lambda: _payment_record(
+            customer=customer,
+            tenant=tenant,
+            payment_id=payment_id,
+            amount=amount,
+            currency=currency,
+            order_id=order_id,
+            received_at=received_at,
+            fingerprint=fingerprint,
+            actor=actor,
+        ),
+        to_json=_payment_to_json,
+        from_json=_payment_from_json,
     )
+
+
+def _payment_record(
+    *,
+    customer: Customer,
+    tenant: Tenant,
+    payment_id: str,
+    amount: Decimal,
+    currency: str,
+    order_id: str,
+    received_at: datetime | None,
+    fingerprint: str,
+    actor: str,
+) -> PaymentResult:
     line = _lock_customer_line(customer)
-    if idempotency_key:
-        stored = _idempotency_replay(
-            tenant_id=tenant.slug, key=idempotency_key, operation="payment", fingerprint=fingerprint
-        )
-        if stored is not None:
-            payment = CreditPayment.objects.get(tenant_id=tenant.slug, payment_id=stored["payment_id"])
-            return _payment_result(payment, line, replayed=True)
     existing = CreditPayment.objects.filter(tenant_id=tenant.slug, payment_id=payment_id).first()
     if existing is not None:
         if existing.fingerprint != fingerprint:
@@ -1195,28 +1310,18 @@ def payment_record(
                 field="payment_id",
                 payment_id=payment_id,
             )
-        result = _payment_result(existing, line, replayed=True)
-    else:
-        result = _payment_apply(
-            line=line,
-            payment_id=payment_id,
-            amount=amount,
-            currency=currency,
-            order_id=order_id,
-            received_at=received_at or clock.now(),
-            fingerprint=fingerprint,
-            actor=actor,
-            today=clock.today(tenant.time_zone),
-        )
-    if idempotency_key:
-        _idempotency_save(
-            tenant_id=tenant.slug,
-            key=idempotency_key,
-            operation="payment",
-            fingerprint=fingerprint,
-            response={"payment_id": payment_id},
-        )
-    return result
+        return _payment_result(existing, line, replayed=True)
+    return _payment_apply(
+        line=line,
+        payment_id=payment_id,
+        amount=amount,
+        currency=currency,
+        order_id=order_id,
+        received_at=received_at or clock.now(),
+        fingerprint=fingerprint,
+        actor=actor,
+        today=clock.today(tenant.time_zone),
+    )
 
 
 def _payment_apply(

@@ -19,7 +19,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import DefaultCursorPagination, TenantAPIView, idempotency_key_from
+from core.api import DefaultCursorPagination, TenantAPIView, idempotency_key_from, replayable_response
 from customers.selectors import customer_get, tenant_get
 from loyalty import selectors, services
 from loyalty.models import (
@@ -37,7 +37,6 @@ from loyalty.models import (
 READ = ["loyalty:read"]
 WRITE = ["loyalty:write"]
 ADMIN = ["loyalty:admin"]
-REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_ITEMS = 500
 
 
@@ -89,10 +88,7 @@ class StrictInput(StrictFieldsMixin, serializers.Serializer):
 
 
 def _created(body: dict[str, Any], *, replayed: bool) -> Response:
-    response = Response(body, status=status.HTTP_201_CREATED)
-    if replayed:
-        response[REPLAYED_HEADER] = "true"
-    return response
+    return replayable_response(body, status=status.HTTP_201_CREATED, replayed=replayed)
 
 
 # --- Output ---------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 
-from core.models import TenantOwned
+from core.models import IdempotencyRecord, TenantOwned
 from customers.models import Customer
 
 
@@ -267,28 +267,6 @@ class OperationKind(models.TextChoices):
     STAMP_REWARD = "stamp_reward", "Redeem a stamp reward"
 
 
-class LoyaltyOperation(TenantOwned):
-    """One retry-able request: its idempotency key (unique per tenant), payload fingerprint and first result."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
-    kind = models.CharField(max_length=16, choices=OperationKind.choices)
-    idempotency_key = models.CharField(max_length=200)
-    fingerprint = models.CharField(max_length=64, help_text="sha256 of the canonical JSON of the payload.")
-    result = models.JSONField(default=dict)
-    created_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["tenant", "idempotency_key"], name="loyalty_operation_key_unique_per_tenant"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.idempotency_key}"
-
-
 class TransactionType(models.TextChoices):
     EARN = "earn", "Earn"
     REDEEM = "redeem", "Redeem"
@@ -323,7 +301,7 @@ class LoyaltyTransaction(TenantOwned):
     account = models.ForeignKey(LoyaltyAccount, on_delete=models.PROTECT, related_name="transactions")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="loyalty_transactions")
     operation = models.ForeignKey(
-        LoyaltyOperation, on_delete=models.PROTECT, null=True, blank=True, related_name="transactions"
+        IdempotencyRecord, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     type = models.CharField(max_length=16, choices=TransactionType.choices)
     points = models.BigIntegerField()
@@ -454,7 +432,7 @@ class PurchaseReversal(TenantOwned):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     account = models.ForeignKey(LoyaltyAccount, on_delete=models.PROTECT, related_name="reversals")
-    operation = models.ForeignKey(LoyaltyOperation, on_delete=models.PROTECT, related_name="+")
+    operation = models.ForeignKey(IdempotencyRecord, on_delete=models.PROTECT, related_name="+")
     reference = models.CharField(max_length=100)
     full = models.BooleanField(help_text="Everything left of the purchase was reversed.")
     amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
@@ -580,7 +558,9 @@ class StampEntry(TenantOwned):
 
     card = models.ForeignKey(StampCard, on_delete=models.PROTECT, related_name="entries")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
-    operation = models.ForeignKey(LoyaltyOperation, on_delete=models.PROTECT, null=True, blank=True)
+    operation = models.ForeignKey(
+        IdempotencyRecord, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     kind = models.CharField(max_length=16, choices=StampEntryKind.choices)
     delta = models.IntegerField()
     unrecovered = models.IntegerField(default=0, help_text="Stamps a return could not take back.")

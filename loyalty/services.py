@@ -1,9 +1,10 @@
 """Every change to points, tiers and stamps. Nothing else writes the ledger or the cached balances.
 
 How a change stays exact under retries and concurrency:
-- A retry-able request first claims its idempotency key (a row in `LoyaltyOperation`, unique per tenant) in a
-  savepoint; a concurrent duplicate waits on that unique index and then replays the stored result. A refused
-  request (insufficient points, ...) rolls its savepoint back, so the key is not spent.
+- A retry-able request first claims its idempotency key through `core.idempotency.idempotent` (a row in
+  `IdempotencyRecord`, unique per tenant in the `loyalty` scope) in a savepoint; a concurrent duplicate waits on
+  that unique index and then replays the stored result. A refused request (insufficient points, ...) rolls its
+  savepoint back, so the key is not spent.
 - The customer's `LoyaltyAccount` row is then locked (`select_for_update`); awards, allocations and the cached
   buckets of that customer change only under this lock. Stamp cards are locked after the account, in primary-key
   order.
@@ -16,9 +17,7 @@ How a change stays exact under retries and concurrency:
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
-import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -32,7 +31,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Min, Sum
 
 from core.errors import InvalidAmount, InvalidInput
-from core.models import Tenant
+from core.idempotency import idempotent
+from core.models import IdempotencyRecord, Tenant
 from core.money import MAX_AMOUNT, check_currency, parse_amount
 from core.outbox import outbox_record
 from customers.cache import customer_cache_invalidate
@@ -54,7 +54,6 @@ from loyalty.errors import (
     InvalidProgram,
     InvalidStamps,
     InvalidTier,
-    LoyaltyKeyReused,
     NothingToReverse,
     PurchaseAmountUnknown,
     ReasonRequired,
@@ -72,7 +71,6 @@ from loyalty.models import (
     DowngradePolicy,
     EarnRounding,
     LoyaltyAccount,
-    LoyaltyOperation,
     LoyaltyProgram,
     LoyaltyTier,
     LoyaltyTransaction,
@@ -107,7 +105,6 @@ MAX_REDEMPTION_POINTS_PER_UNIT = 1_000_000
 MAX_MIN_REDEMPTION_POINTS = 1_000_000_000
 _WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-_KEY_CONSTRAINTS = ("loyalty_operation_key_unique_per_tenant", "loyalty_txn_key_unique_per_tenant")
 
 
 _P = ParamSpec("_P")
@@ -296,16 +293,6 @@ def _normalize_items(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]
     return normalized
 
 
-def _fingerprint(kind: str, customer: Customer, payload: dict[str, Any]) -> str:
-    canonical = json.dumps(
-        {"kind": kind, "customer_id": str(customer.pk), **payload},
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def _tenant(customer: Customer) -> Tenant:
     return Tenant.objects.get(slug=customer.tenant_id)
 
@@ -321,42 +308,7 @@ def _tenant_currency(customer: Customer) -> str:
 
 
 # --- Idempotency ----------------------------------------------------------------------------------------------
-def _replay(*, tenant_id: str, key: str, fingerprint: str) -> dict[str, Any] | None:
-    operation = LoyaltyOperation.objects.filter(tenant_id=tenant_id, idempotency_key=key).first()
-    if operation is None:
-        return None
-    if operation.fingerprint != fingerprint:
-        raise LoyaltyKeyReused(idempotency_key=key, first_operation=operation.kind)
-    return operation.result
-
-
-def _claim(operation: LoyaltyOperation) -> bool:
-    """Insert the operation unless its key is taken (then False). A concurrent claim of the same key makes this
-    wait until that transaction ends: it then either replays (committed) or claims the key (rolled back)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO loyalty_loyaltyoperation (tenant_id, id, customer_id, kind, idempotency_key, fingerprint, "
-            "result, created_at) VALUES (%s, %s, %s, %s, %s, %s, '{}'::jsonb, %s) "
-            "ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id",
-            [
-                operation.tenant_id,
-                operation.pk,
-                operation.customer_id,
-                operation.kind,
-                operation.idempotency_key,
-                operation.fingerprint,
-                operation.created_at,
-            ],
-        )
-        claimed = cursor.fetchone() is not None
-    operation._state.adding = False
-    operation._state.db = connection.alias
-    return claimed
-
-
-def _is_key_violation(exc: IntegrityError) -> bool:
-    constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
-    return constraint in _KEY_CONSTRAINTS
+IDEMPOTENCY_SCOPE = "loyalty"
 
 
 def _run_idempotent(
@@ -365,34 +317,20 @@ def _run_idempotent(
     kind: str,
     key: str,
     payload: dict[str, Any],
-    work: Callable[[LoyaltyOperation], dict[str, Any]],
+    work: Callable[[IdempotencyRecord], dict[str, Any]],
 ) -> tuple[dict[str, Any], bool]:
-    """Run `work` once per key: a replay returns the stored result; another payload is `idempotency_key_reused`."""
-    fingerprint = _fingerprint(kind, customer, payload)
-    try:
-        with transaction.atomic():
-            # Claiming the key first makes a concurrent duplicate wait here, not after doing the work. A key
-            # already taken (a retry, the common case being a new key) leaves the savepoint empty and replays.
-            operation = LoyaltyOperation(
-                tenant_id=customer.tenant_id,
-                customer=customer,
-                kind=kind,
-                idempotency_key=key,
-                fingerprint=fingerprint,
-                created_at=clock.now(),
-            )
-            if _claim(operation):
-                result = work(operation)
-                operation.result = result
-                operation.save(update_fields=["result"])
-                return result, False
-    except IntegrityError as exc:
-        if not _is_key_violation(exc):
-            raise
-    found = _replay(tenant_id=customer.tenant_id, key=key, fingerprint=fingerprint)
-    if found is None:  # pragma: no cover - the conflicting row committed, so it is visible now
-        raise RuntimeError(f"Idempotency key {key!r} conflicted but no operation was found")
-    return found, True
+    """Run `work` once per key (core's mechanism, in the loyalty key space): a replay returns the stored result;
+    another payload is `idempotency_key_reused`."""
+    return idempotent(
+        tenant_id=customer.tenant_id,
+        scope=IDEMPOTENCY_SCOPE,
+        key=key,
+        operation=kind,
+        payload={"kind": kind, "customer_id": str(customer.pk), **payload},
+        work=work,
+        now=clock.now(),
+        duplicate_constraints=("loyalty_txn_key_unique_per_tenant",),
+    )
 
 
 # --- Program --------------------------------------------------------------------------------------------------
@@ -597,7 +535,7 @@ class _Ctx:
     now: datetime
     actor: str
     source: str
-    operation: LoyaltyOperation | None = None
+    operation: IdempotencyRecord | None = None
     tier_changes: list[TierChange] = field(default_factory=list)
     starting_tier: str = ""
     currency: str = ""  # the tenant's, when the caller already read it
@@ -630,7 +568,7 @@ def _lock(
     *,
     actor: str,
     source: str,
-    operation: LoyaltyOperation | None = None,
+    operation: IdempotencyRecord | None = None,
     mature: bool = True,
 ) -> _Ctx:
     """Lock the customer's account (creating it the first time) and bring it up to date with the clock."""
@@ -1082,7 +1020,7 @@ def points_earn(
         "qualifying": qualifying,
     }
 
-    def work(operation: LoyaltyOperation) -> dict[str, Any]:
+    def work(operation: IdempotencyRecord) -> dict[str, Any]:
         ctx = _lock(customer, actor=actor, source=source, operation=operation)
         ctx.currency = tenant_currency
         program = ctx.program
@@ -1224,7 +1162,7 @@ def points_redeem(
         "purchase_amount": str(amount) if amount is not None else None,
     }
 
-    def work(operation: LoyaltyOperation) -> dict[str, Any]:
+    def work(operation: IdempotencyRecord) -> dict[str, Any]:
         ctx = _lock(customer, actor=actor, source=source, operation=operation)
         ctx.currency = tenant_currency
         _check_redemption(ctx.program, points, ctx.account.available, amount)
@@ -1300,7 +1238,7 @@ def points_reverse(
         "purchase_amount": str(base_given) if base_given is not None else None,
     }
 
-    def work(operation: LoyaltyOperation) -> dict[str, Any]:
+    def work(operation: IdempotencyRecord) -> dict[str, Any]:
         ctx = _lock(customer, actor=actor, source=source, operation=operation)
         return _reverse(ctx, reference=reference, returned=returned, base_given=base_given, reason=reason)
 
@@ -1541,7 +1479,7 @@ def points_adjust(
     if not reason:
         raise ReasonRequired(field="reason")
 
-    def work(operation: LoyaltyOperation) -> dict[str, Any]:
+    def work(operation: IdempotencyRecord) -> dict[str, Any]:
         ctx = _lock(customer, actor=actor, source=source, operation=operation)
         account = ctx.account
         if points < 0 and -points > account.available:
@@ -1671,7 +1609,7 @@ def _stamp_entry(
     reference: str,
     actor: str,
     now: datetime,
-    operation: LoyaltyOperation | None,
+    operation: IdempotencyRecord | None,
     unrecovered: int = 0,
 ) -> StampEntry:
     return StampEntry(
@@ -1696,7 +1634,7 @@ def _add_stamps(
     reference: str,
     actor: str,
     now: datetime,
-    operation: LoyaltyOperation | None,
+    operation: IdempotencyRecord | None,
 ) -> list[StampReward]:
     """Add stamps; each full card becomes one reward."""
     rule = card.rule
@@ -1838,7 +1776,7 @@ def stamps_add(
     if rule.tenant_id != customer.tenant_id or not rule.active:
         raise StampRuleNotFound(rule_id=str(rule_id))
 
-    def work(operation: LoyaltyOperation) -> dict[str, Any]:
+    def work(operation: IdempotencyRecord) -> dict[str, Any]:
         card = _lock_card(customer, rule)
         rewards = _add_stamps(
             card,

@@ -12,9 +12,10 @@ import pytest
 from django.db import connection
 
 from core.errors import DomainError
+from core.models import IdempotencyRecord
 from core.tenancy import tenant_context
 from loyalty.errors import InsufficientPoints
-from loyalty.models import LoyaltyAccount, LoyaltyOperation, LoyaltyTransaction
+from loyalty.models import LoyaltyAccount, LoyaltyTransaction
 from loyalty.services import points_earn, points_redeem
 from tests.concurrency import run_threads
 
@@ -59,7 +60,7 @@ def test_the_same_idempotency_key_from_ten_threads_earns_once(tenant_a, customer
     assert sum(not r.replayed for r in results) == 1
     with tenant_context(tenant_a):
         assert LoyaltyTransaction.objects.filter(type="earn").count() == 1
-        assert LoyaltyOperation.objects.count() == 1
+        assert IdempotencyRecord.objects.filter(scope="loyalty").count() == 1
         assert LoyaltyAccount.objects.get(customer_id=customer_a.pk).available == 250
 
 
