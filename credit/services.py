@@ -5,8 +5,8 @@ One lock per line serialises everything that touches its exposure: each write fi
 transaction. The database refuses an exposure above the approved limit (see `CreditLine.Meta.constraints`), so a
 bug here cannot overspend either.
 
-A refused use still leaves `credit.limit.exceeded` in the outbox: the attempt runs in an inner `atomic()` block that
-rolls back, the event is written after it, then the error is raised (`tenant_context` commits before re-raising).
+A refused use still leaves `credit.limit.exceeded` in the outbox: the refusal hands the event to
+`core.refusals.refusal_record`, which writes it after the refused transaction rolled back, in its own transaction.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from core.idempotency import fingerprint_of, idempotent
 from core.models import Tenant
 from core.money import check_currency, parse_amount
 from core.outbox import outbox_record
+from core.refusals import refusal_record
 from core.tenancy import require_tenant_slug
 from credit import clock
 from credit.errors import (
@@ -386,13 +387,17 @@ def _check_fits(
 
 
 def _record_limit_exceeded(tenant_id: str, error: CreditLimitExceeded) -> None:
-    """Outside the rolled-back attempt, so the refusal stays on record."""
-    outbox_record(
-        tenant_id=tenant_id,
-        event_type="credit.limit.exceeded",
-        data=dict(error.details),
-        aggregate_id=str(error.details.get("customer_id", "")),
-    )
+    """Keep the refusal on record: written once the refused transaction rolled back, in a transaction of its own."""
+
+    def write() -> None:
+        outbox_record(
+            tenant_id=tenant_id,
+            event_type="credit.limit.exceeded",
+            data=dict(error.details),
+            aggregate_id=str(error.details.get("customer_id", "")),
+        )
+
+    refusal_record(tenant_id=tenant_id, write=write)
 
 
 def _expire_holds(line: CreditLine, *, now: datetime, actor: str) -> int:
