@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class CustomersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "customers"
+
+    def ready(self) -> None:
+        from customers import handlers  # noqa: F401 - registers the app's event handlers with core.events

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class LoyaltyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "loyalty"
+
+    def ready(self) -> None:
+        from loyalty import handlers  # noqa: F401 - registers the app's event handlers with core.events

@@ -116,7 +116,7 @@ def test_pos_sales_identified_and_anonymous(worker, broker, tenant, customer):
 
 
 def test_pos_sale_and_add_loyalty_points_for_the_same_sale_earn_once(worker, broker, tenant, customer):
-    from core.consumers import loyalty_idempotency_key
+    from loyalty.handlers import loyalty_idempotency_key
     from loyalty.services import points_earn
 
     transaction_id = f"POS-{uuid.uuid4().hex[:8]}"
