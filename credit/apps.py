@@ -6,4 +6,7 @@ class CreditConfig(AppConfig):
     name = "credit"
 
     def ready(self) -> None:
-        from credit import handlers  # noqa: F401 - registers the app's event handlers with core.events
+        from credit import (
+            demo,  # noqa: F401 - registers the app's demo data with core.demo
+            handlers,  # noqa: F401 - registers the app's event handlers with core.events
+        )

@@ -6,4 +6,7 @@ class CustomersConfig(AppConfig):
     name = "customers"
 
     def ready(self) -> None:
-        from customers import handlers  # noqa: F401 - registers the app's event handlers with core.events
+        from customers import (
+            demo,  # noqa: F401 - registers the app's demo data with core.demo
+            handlers,  # noqa: F401 - registers the app's event handlers with core.events
+        )

@@ -6,4 +6,7 @@ class LoyaltyConfig(AppConfig):
     name = "loyalty"
 
     def ready(self) -> None:
-        from loyalty import handlers  # noqa: F401 - registers the app's event handlers with core.events
+        from loyalty import (
+            demo,  # noqa: F401 - registers the app's demo data with core.demo
+            handlers,  # noqa: F401 - registers the app's event handlers with core.events
+        )
