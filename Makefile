@@ -2,7 +2,7 @@
 #
 #   make run          migrate, seed the demo data and run the service (embedded PostgreSQL unless DATABASE_URL)
 #   make test         the test suite (PYTEST_ARGS='-k customers' to pass arguments to pytest)
-#   make lint / fmt   ruff + mypy / reformat
+#   make lint / fmt   ruff + mypy + import contracts / reformat
 #   make protos       regenerate the gRPC code from protos/ into ./zenlogic (done by run and test)
 #   make clean-data   delete .data/ (the embedded database)
 
@@ -60,6 +60,7 @@ lint: $(INSTALLED) protos
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 fmt: $(INSTALLED)
 	$(VENV)/bin/ruff format .

@@ -188,6 +188,8 @@ if PRODUCTION and AUTH_VERIFIER == "jwt" and not (AUTH_JWT_SECRET or AUTH_JWT_PU
     raise ImproperlyConfigured("AUTH_VERIFIER=jwt needs AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY in production")
 
 # --- gRPC -----------------------------------------------------------------------------------------------------
+# The module that wires the servicers into a server (build_server, worker_count); `grpcserver` imports it.
+GRPC_SERVER_MODULE = "config.grpc_server"
 GRPC_PORT = env_int("GRPC_PORT", 50007)
 GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 8)
 GRPC_GRACE_SECONDS = float(env("GRPC_GRACE_SECONDS", "8"))

@@ -11,6 +11,7 @@ forwards the stop signal to them. Prometheus metrics of each server process are 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
@@ -93,8 +94,11 @@ class Command(BaseCommand):
     def serve(
         self, *, bind: str, port: int, workers: int, grace: float, metrics_port: int, share: int
     ) -> None:
-        from config.grpc_server import build_server, worker_count
         from core.rpc import start_metrics_server
+
+        # The project wires the servicers (GRPC_SERVER_MODULE, like ROOT_URLCONF): core knows no app and no config.
+        wiring = importlib.import_module(settings.GRPC_SERVER_MODULE)
+        build_server, worker_count = wiring.build_server, wiring.worker_count
 
         stop = threading.Event()
 
