@@ -199,7 +199,9 @@ def test_a_policy_change_racing_with_a_return_is_never_missed(tenant_a, customer
         points_redeem(customer=customer_a, idempotency_key="r", points=900)
 
     program_read, policy_changed = threading.Event(), threading.Event()
-    original = services._program_snapshot_cached
+    import loyalty.services.maturing
+
+    original = services.program_snapshot_cached
 
     def program_read_then_wait(tenant_id: str) -> Any:
         snapshot = original(tenant_id)
@@ -209,7 +211,8 @@ def test_a_policy_change_racing_with_a_return_is_never_missed(tenant_a, customer
             policy_changed.wait(timeout=30)
         return snapshot
 
-    monkeypatch.setattr(services, "_program_snapshot_cached", program_read_then_wait)
+    # The lock reads the process's copy of the program before it checks its version under the account lock.
+    monkeypatch.setattr(loyalty.services.maturing, "program_snapshot_cached", program_read_then_wait)
     outcome: list[Any] = []
 
     def give_back() -> None:
