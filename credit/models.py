@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import F, Q
 
+from core.ledgers import AppendOnlyLedger
 from core.models import TenantOwned
 from customers.models import Customer
 
@@ -110,7 +111,7 @@ class CreditRequest(CreditLine):
         verbose_name_plural = "pending credit requests"
 
 
-class CreditLineChange(TenantOwned):
+class CreditLineChange(AppendOnlyLedger, TenantOwned):
     """History of a line: every change of status, limit or terms, with who and why (append-only)."""
 
     line = models.ForeignKey(CreditLine, on_delete=models.CASCADE, related_name="changes")
@@ -262,7 +263,7 @@ class CreditPayment(TenantOwned):
         return f"Payment {self.payment_id} {self.amount} {self.currency}"
 
 
-class CreditPaymentAllocation(TenantOwned):
+class CreditPaymentAllocation(AppendOnlyLedger, TenantOwned):
     payment = models.ForeignKey(CreditPayment, on_delete=models.PROTECT, related_name="allocations")
     charge = models.ForeignKey(CreditCharge, on_delete=models.PROTECT, related_name="allocations")
     amount = models.DecimalField(max_digits=14, decimal_places=2)
@@ -288,7 +289,7 @@ class CreditLedgerKind(models.TextChoices):
     PAYMENT = "payment", "Payment applied"
 
 
-class CreditLedgerEntry(TenantOwned):
+class CreditLedgerEntry(AppendOnlyLedger, TenantOwned):
     """Append-only movements of a line's exposure: the cached `CreditLine.exposure` is their sum."""
 
     line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="ledger")

@@ -15,6 +15,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 
+from core.ledgers import AppendOnlyLedger
 from core.models import IdempotencyRecord, TenantOwned
 from customers.models import Customer
 
@@ -287,7 +288,7 @@ class NextVal(models.Func):
 LEDGER_SEQUENCE = "loyalty_transaction_seq"
 
 
-class LoyaltyTransaction(TenantOwned):
+class LoyaltyTransaction(AppendOnlyLedger, TenantOwned):
     """The append-only ledger (a database trigger refuses UPDATE and DELETE).
 
     `points` is the size of the movement; the signed deltas say which buckets it moved. `seq` orders rows
@@ -411,7 +412,7 @@ class PointsAward(TenantOwned):
         return f"{self.remaining}/{self.points} points"
 
 
-class AwardAllocation(TenantOwned):
+class AwardAllocation(AppendOnlyLedger, TenantOwned):
     """Which awards a transaction drew from (points > 0) or gave back to (points < 0). Append-only."""
 
     transaction = models.ForeignKey(LoyaltyTransaction, on_delete=models.PROTECT, related_name="allocations")
@@ -427,7 +428,7 @@ class AwardAllocation(TenantOwned):
         return f"{self.points} from {self.award_id}"
 
 
-class PurchaseReversal(TenantOwned):
+class PurchaseReversal(AppendOnlyLedger, TenantOwned):
     """A return or refund of a purchase (by reference): how much of it, so later partial returns add up."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -464,7 +465,7 @@ class TierRule(models.TextChoices):
     OVERRIDE_EXPIRED = "override_expired", "Manual override expired"
 
 
-class TierChange(TenantOwned):
+class TierChange(AppendOnlyLedger, TenantOwned):
     """Why a customer's tier changed: the numbers and the rule that decided it."""
 
     account = models.ForeignKey(LoyaltyAccount, on_delete=models.PROTECT, related_name="tier_changes")
@@ -553,7 +554,7 @@ class StampEntryKind(models.TextChoices):
     REWARD_REVOKED = "reward_revoked", "Reward revoked by a return"
 
 
-class StampEntry(TenantOwned):
+class StampEntry(AppendOnlyLedger, TenantOwned):
     """The stamp ledger: the card's stamps are the sum of `delta`."""
 
     card = models.ForeignKey(StampCard, on_delete=models.PROTECT, related_name="entries")
