@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -67,12 +66,7 @@ HEADER_DETAIL = "x-dead-letter-detail"
 HEADER_PARK_COUNT = "x-park-count"
 
 
-# --- configuration (read when the consumer starts; tests and deployments set it through the environment) --------
-def _conf(name: str, default: str) -> str:
-    value = getattr(settings, name, None)
-    return str(value) if value is not None else (os.environ.get(name) or default)
-
-
+# --- configuration (EVENTS_* in config/settings.py, read when the consumer starts) ------------------------------
 @dataclass(frozen=True)
 class EventsConfig:
     prefix: str = "customer-service"
@@ -86,13 +80,13 @@ class EventsConfig:
     @classmethod
     def from_settings(cls) -> EventsConfig:
         return cls(
-            prefix=_conf("EVENTS_QUEUE_PREFIX", "customer-service"),
-            prefetch=int(_conf("EVENTS_PREFETCH", "10")),
-            park_delay_seconds=float(_conf("EVENTS_PARK_DELAY_SECONDS", "30")),
-            park_max_attempts=int(_conf("EVENTS_PARK_MAX_ATTEMPTS", "20")),
-            queue_type=_conf("EVENTS_QUEUE_TYPE", "quorum"),
-            delivery_limit=int(_conf("EVENTS_DELIVERY_LIMIT", "20")),
-            db_retry_max_seconds=float(_conf("EVENTS_DB_RETRY_MAX_SECONDS", "30")),
+            prefix=settings.EVENTS_QUEUE_PREFIX,
+            prefetch=settings.EVENTS_PREFETCH,
+            park_delay_seconds=settings.EVENTS_PARK_DELAY_SECONDS,
+            park_max_attempts=settings.EVENTS_PARK_MAX_ATTEMPTS,
+            queue_type=settings.EVENTS_QUEUE_TYPE,
+            delivery_limit=settings.EVENTS_DELIVERY_LIMIT,
+            db_retry_max_seconds=settings.EVENTS_DB_RETRY_MAX_SECONDS,
         )
 
 
@@ -368,8 +362,7 @@ def _is_transient(exc: DatabaseError) -> bool:
 # --- the bootstep -------------------------------------------------------------------------------------------------
 def consumer_enabled() -> bool:
     """Only with an AMQP broker (never the embedded filesystem transport), unless EVENTS_CONSUMER_ENABLED=0."""
-    flag = _conf("EVENTS_CONSUMER_ENABLED", "1").strip().lower()
-    return bool(getattr(settings, "BROKER_IS_AMQP", False)) and flag not in {"0", "false", "no", "off"}
+    return bool(settings.BROKER_IS_AMQP and settings.EVENTS_CONSUMER_ENABLED)
 
 
 class EventConsumerStep(bootsteps.StartStopStep):

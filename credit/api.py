@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
@@ -15,7 +15,14 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import DefaultCursorPagination, TenantAPIView, idempotency_key_from, replayable_response
+from core.api import (
+    DefaultCursorPagination,
+    TenantAPIView,
+    actor_of,
+    idempotency_key_from,
+    replayable_response,
+)
+from core.api import StrictInput as Input
 from core.errors import InvalidAmount
 from core.money import parse_amount
 from credit import selectors, services
@@ -38,10 +45,6 @@ READ = ["credit:read"]
 WRITE = ["credit:write"]
 APPROVE = ["credit:approve"]
 IDEMPOTENCY_KEY = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)
-
-
-def actor_of(view: TenantAPIView) -> str:
-    return f"api:{view.identity.user_id}"
 
 
 class Money(serializers.DecimalField):
@@ -68,19 +71,6 @@ class MoneyInput(serializers.Field):
 
     def to_representation(self, value: Any) -> str:
         return str(value)
-
-
-class Input(serializers.Serializer):
-    """An input body that refuses fields it does not know: a typo such as `curency` must never be ignored."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            unknown = sorted(str(name) for name in set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError(
-                    dict.fromkeys(unknown, "Unknown field."), code="unknown_field"
-                )
-        return super().to_internal_value(data)
 
 
 def status_param(request: Request, choices: list[str]) -> str | None:

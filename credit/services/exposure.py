@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 from django.db import IntegrityError, models, transaction
 from psycopg.errors import UniqueViolation
 
+from core import clock
 from core.errors import DomainError
 from core.idempotency import idempotent
 from core.outbox import outbox_record
 from core.refusals import refusal_record
-from credit import clock
 from credit.errors import (
     CreditLimitExceeded,
     CreditLineNotActive,

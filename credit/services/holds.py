@@ -11,10 +11,10 @@ from uuid import UUID
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from core import clock
 from core.errors import InvalidInput
 from core.money import check_currency, parse_amount
 from core.tenancy import require_tenant_slug
-from credit import clock
 from credit.errors import (
     CreditHoldExists,
     CreditHoldNotActive,

@@ -9,9 +9,9 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 
+from core import clock
 from core.errors import InvalidInput
 from core.models import Tenant
-from credit import clock
 from credit.errors import (
     InvalidPaymentTerms,
 )
@@ -24,12 +24,12 @@ MAX_HOLD_DAYS = 30
 
 def overdue_grace_days() -> int:
     """Days after a charge's due date before the line goes on hold (setting CREDIT_OVERDUE_GRACE_DAYS)."""
-    return int(getattr(settings, "CREDIT_OVERDUE_GRACE_DAYS", 7))
+    return int(settings.CREDIT_OVERDUE_GRACE_DAYS)
 
 
 def hold_ttl() -> timedelta:
     """How long a checkout hold lives when the caller gives no expiry (setting CREDIT_HOLD_TTL_MINUTES)."""
-    return timedelta(minutes=int(getattr(settings, "CREDIT_HOLD_TTL_MINUTES", 60)))
+    return timedelta(minutes=int(settings.CREDIT_HOLD_TTL_MINUTES))
 
 
 # --- Small helpers ------------------------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from core import clock
 from core.money import parse_amount
 from core.outbox import outbox_record
-from credit import clock
 from credit.errors import (
     CreditBusinessOnly,
     CreditLineExists,

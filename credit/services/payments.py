@@ -8,11 +8,11 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from core import clock
 from core.errors import IdempotencyKeyReused
 from core.idempotency import fingerprint_of
 from core.models import Tenant
 from core.money import check_currency, parse_amount
-from credit import clock
 from credit.errors import (
     InvalidOrderId,
     InvalidPaymentId,

@@ -9,11 +9,11 @@ from uuid import UUID
 
 from django.core.exceptions import ValidationError
 
+from core import clock
 from core.errors import IdempotencyKeyReused
 from core.models import Tenant
 from core.money import check_currency, parse_amount
 from core.outbox import outbox_record
-from credit import clock
 from credit.errors import (
     CreditChargeNotCancellable,
     CreditChargeNotFound,

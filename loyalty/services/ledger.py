@@ -12,10 +12,10 @@ from typing import Any, ParamSpec, TypeVar
 from django.db import connection, transaction
 from django.db.models import F
 
+from core import clock
 from core.idempotency import idempotent
 from core.models import IdempotencyRecord
 from customers.models import Customer
-from loyalty import clock
 from loyalty.calculations import (
     add_months,
 )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.db.models import Min
 
+from core import clock
 from core.models import IdempotencyRecord
 from customers.cache import customer_cache_invalidate
 from customers.models import Customer
-from loyalty import clock
 from loyalty.models import (
     TIER_ORDER,
     AwardStatus,

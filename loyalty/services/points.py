@@ -7,12 +7,12 @@ from typing import Any
 
 from django.db import transaction
 
+from core import clock
 from core.errors import InvalidAmount
 from core.models import IdempotencyRecord
 from core.money import MAX_AMOUNT, check_currency, parse_amount
 from core.outbox import outbox_record
 from customers.models import Customer
-from loyalty import clock
 from loyalty.calculations import (
     discount_for,
     earn_points,

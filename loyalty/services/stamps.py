@@ -11,10 +11,10 @@ from uuid import UUID
 from django.db import transaction
 from django.db.models import Sum
 
+from core import clock
 from core.errors import InvalidInput
 from core.models import IdempotencyRecord
 from customers.models import Customer
-from loyalty import clock
 from loyalty.errors import (
     InvalidStamps,
     RewardAlreadyRedeemed,

@@ -29,12 +29,12 @@ def business_b(tenant_b: Any) -> Any:
 
 @pytest.fixture
 def clock_at() -> Iterator[Callable[[datetime], None]]:
-    """Fix the credit clock (starting at T0); `clock_at(moment)` moves it. The wall clock comes back after."""
-    from credit import clock
+    """Freeze the clock (starting at T0); `clock_at(moment)` moves it. The wall clock comes back after."""
+    from core import clock
 
-    clock.set_now(T0)
-    yield clock.set_now
-    clock.set_now(None)
+    clock.freeze(T0)
+    yield clock.freeze
+    clock.unfreeze()
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, transaction
 
+from core import clock
 from core.errors import IdempotencyKeyReused, InvalidAmount, InvalidCurrency
 from core.models import OutboxEvent
 from core.tenancy import tenant_context
-from credit import clock, selectors, services
+from credit import selectors, services
 from credit.errors import (
     CreditBusinessOnly,
     CreditChargeNotCancellable,

@@ -73,7 +73,7 @@ def test_the_consumer_step_runs_only_with_an_amqp_broker(settings, monkeypatch):
     assert not EventConsumerStep(parent=None).include_if(None)
     settings.BROKER_IS_AMQP = True
     assert consumer_enabled()
-    monkeypatch.setenv("EVENTS_CONSUMER_ENABLED", "0")
+    settings.EVENTS_CONSUMER_ENABLED = False  # EVENTS_CONSUMER_ENABLED=0 in the environment
     assert not consumer_enabled()
 
 

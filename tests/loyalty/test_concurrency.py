@@ -115,7 +115,7 @@ def test_earns_and_redemptions_interleaved_keep_the_ledger_exact(tenant_a, custo
 def test_every_kind_of_change_on_one_account_at_once_never_deadlocks(tenant_a, customer_a, program_for):
     """Earn (with stamps), redeem, return, refund, adjust, expire, release and tier review of one account, all at
     once: each takes the account lock first and the stamp cards after it, so none waits for another in a cycle."""
-    from loyalty import clock
+    from core import clock
     from loyalty.services import (
         points_adjust,
         points_expire,

@@ -33,8 +33,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def metrics_port_from_env() -> int:
-    value = os.environ.get("GRPC_METRICS_PORT", "").strip()
-    return int(value) if value else DEFAULT_METRICS_PORT
+    """GRPC_METRICS_PORT of the settings (default 9107; 0 disables the endpoint)."""
+    return int(settings.GRPC_METRICS_PORT)
 
 
 class Command(BaseCommand):
