@@ -133,10 +133,6 @@ def all_tenants_context() -> Iterator[None]:
         yield
 
 
-class TenantQuerySet(models.QuerySet):
-    pass
-
-
 class TenantManager(models.Manager):
     """Scopes every query to the current tenant in the app, on top of the database's own policy."""
 

@@ -173,10 +173,6 @@ class LoyaltyTier(TenantOwned):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def rank(self) -> int:
-        return tier_rank(self.code)
-
 
 class LoyaltyAccount(TenantOwned):
     """A customer's cached balances; always equal to the sums of its ledger."""
@@ -492,10 +488,6 @@ class TierChange(AppendOnlyLedger, TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.old_tier} -> {self.new_tier} ({self.rule})"
-
-    @property
-    def is_upgrade(self) -> bool:
-        return tier_rank(self.new_tier) > tier_rank(self.old_tier)
 
 
 # --- Stamp cards ----------------------------------------------------------------------------------------------
