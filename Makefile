@@ -4,7 +4,7 @@
 #                     DATABASE_URL / REDIS_URL and CELERY_BROKER_URL); installs only what running needs
 #   make test         the test suite (PYTEST_ARGS='-k customers' to pass arguments to pytest); adds the dev tools
 #   make install      the virtualenv with the test and lint tools
-#   make lint / fmt   ruff + mypy / reformat
+#   make lint / fmt   ruff + mypy + import contracts / reformat
 #   make protos       regenerate the gRPC code from protos/ into ./zenlogic (done by run and test)
 #   make clean-data   delete .data/ (the embedded database)
 
@@ -67,6 +67,7 @@ lint: $(DEV_INSTALLED) protos
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 fmt: $(DEV_INSTALLED)
 	$(VENV)/bin/ruff format .

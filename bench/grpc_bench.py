@@ -322,7 +322,7 @@ BUCKETS = [
     ("Django ORM (compiling SQL, building model instances)", ("django/db/models/",)),
     ("psycopg (sending queries, reading results)", ("psycopg/",)),
     ("loyalty service (points_earn)", ("loyalty/services.py",)),
-    ("GetCustomer answer from the selectors of 3 apps", ("customer_message (customers/rpc.py",)),
+    ("GetCustomer answer from the selectors of 3 apps", ("customer_message (customer360/rpc.py",)),
     ("Prometheus metrics", ("prometheus_client/",)),
     ("close_old_connections", ("close_old_connections",)),
 ]

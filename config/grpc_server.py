@@ -25,7 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from core.rpc import is_rpc_method, request_deserializer
 from credit.rpc import CreditRpc
-from customers.rpc import CustomerRpc
+from customer360.rpc import CustomerRpc
 from loyalty.rpc import LoyaltyRpc
 from segmentation.rpc import SegmentationRpc
 from zenlogic.customer.v1 import customer_service_pb2 as pb

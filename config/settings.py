@@ -32,6 +32,11 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
 APP_ENV = env("APP_ENV", "development")
 PRODUCTION = APP_ENV == "production"
 
@@ -160,11 +165,20 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+# Intervals of the periodic tasks that run more often than nightly (the schedules below read them).
+OUTBOX_RELAY_INTERVAL_SECONDS = env_float("OUTBOX_RELAY_INTERVAL_SECONDS", 5.0)
+CREDIT_HOLD_EXPIRY_INTERVAL_SECONDS = env_float("CREDIT_HOLD_EXPIRY_INTERVAL_SECONDS", 300.0)
 CELERY_BEAT_SCHEDULE: dict = {}
-# Each app declares its periodic tasks in `<app>/schedule.py` (a plain dict, no Django imports).
+# Each app declares its periodic tasks in `<app>/schedule.py` (no Django imports): a plain dict BEAT_SCHEDULE, or
+# beat_schedule(settings) when it needs a tunable declared here.
 for _app in ("core", "customers", "loyalty", "credit", "segmentation"):
     try:
-        CELERY_BEAT_SCHEDULE.update(importlib.import_module(f"{_app}.schedule").BEAT_SCHEDULE)
+        _schedule = importlib.import_module(f"{_app}.schedule")
+        CELERY_BEAT_SCHEDULE.update(
+            _schedule.beat_schedule(globals())
+            if hasattr(_schedule, "beat_schedule")
+            else _schedule.BEAT_SCHEDULE
+        )
     except ModuleNotFoundError as _exc:
         if _exc.name != f"{_app}.schedule":
             raise
@@ -185,6 +199,8 @@ if PRODUCTION and AUTH_VERIFIER == "jwt" and not (AUTH_JWT_SECRET or AUTH_JWT_PU
     raise ImproperlyConfigured("AUTH_VERIFIER=jwt needs AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY in production")
 
 # --- gRPC -----------------------------------------------------------------------------------------------------
+# The module that wires the servicers into a server (build_server, worker_count); `grpcserver` imports it.
+GRPC_SERVER_MODULE = "config.grpc_server"
 GRPC_PORT = env_int("GRPC_PORT", 50007)
 GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 8)
 GRPC_GRACE_SECONDS = float(env("GRPC_GRACE_SECONDS", "8"))
@@ -256,3 +272,33 @@ OUTBOX_RETENTION_DAYS = env_int("OUTBOX_RETENTION_DAYS", 7)
 CUSTOMER_CACHE_TTL = env_int("CUSTOMER_CACHE_TTL", 300)
 CREDIT_OVERDUE_GRACE_DAYS = env_int("CREDIT_OVERDUE_GRACE_DAYS", 7)
 CREDIT_HOLD_TTL_MINUTES = env_int("CREDIT_HOLD_TTL_MINUTES", 60)
+SEGMENTATION_LOCAL_HOUR = env_int("SEGMENTATION_LOCAL_HOUR", 3)  # local hour of each tenant's nightly RFM run
+SEGMENTATION_WORK_MEM = env("SEGMENTATION_WORK_MEM", "256MB")  # PostgreSQL work_mem of the RFM statement
+SEGMENTATION_CACHE_BULK_THRESHOLD = env_int("SEGMENTATION_CACHE_BULK_THRESHOLD", 1000)
+ORDER_SERVICE_TOKEN = env(
+    "ORDER_SERVICE_TOKEN"
+)  # bearer token of `backfill_history` calls, if the service wants one
+GRPC_METRICS_PORT = env_int("GRPC_METRICS_PORT", 9107)  # 0: no metrics endpoint for the gRPC server
+
+# Events consumed from other services (core.consumers); read when the consumer starts.
+EVENTS_CONSUMER_ENABLED = env("EVENTS_CONSUMER_ENABLED", "1").strip().lower() not in {
+    "0",
+    "false",
+    "no",
+    "off",
+}
+EVENTS_QUEUE_PREFIX = env("EVENTS_QUEUE_PREFIX", "customer-service")
+EVENTS_PREFETCH = env_int("EVENTS_PREFETCH", 10)
+EVENTS_PARK_DELAY_SECONDS = env_float("EVENTS_PARK_DELAY_SECONDS", 30.0)
+EVENTS_PARK_MAX_ATTEMPTS = env_int("EVENTS_PARK_MAX_ATTEMPTS", 20)
+EVENTS_QUEUE_TYPE = env("EVENTS_QUEUE_TYPE", "quorum")  # or "classic"
+EVENTS_DELIVERY_LIMIT = env_int("EVENTS_DELIVERY_LIMIT", 20)
+EVENTS_DB_RETRY_MAX_SECONDS = env_float("EVENTS_DB_RETRY_MAX_SECONDS", 30.0)
+EVENTS_DEDUPE_RETENTION_DAYS = env_int("EVENTS_DEDUPE_RETENTION_DAYS", 30)
+
+# The outbox relay (core.relay).
+OUTBOX_RELAY_BATCH_SIZE = env_int("OUTBOX_RELAY_BATCH_SIZE", 200)
+OUTBOX_RELAY_MAX_BACKOFF_SECONDS = env_float("OUTBOX_RELAY_MAX_BACKOFF_SECONDS", 60.0)
+OUTBOX_RELAY_CONNECT_TIMEOUT = env_float("OUTBOX_RELAY_CONNECT_TIMEOUT", 3.0)
+OUTBOX_RELAY_CONFIRM_TIMEOUT = env_float("OUTBOX_RELAY_CONFIRM_TIMEOUT", 10.0)
+OUTBOX_RELAY_TIME_BUDGET_SECONDS = env_float("OUTBOX_RELAY_TIME_BUDGET_SECONDS", 20.0)

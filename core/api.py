@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
+from rest_framework import serializers as drf_serializers
 from rest_framework import status
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,6 +28,7 @@ from core.errors import (
     error_body,
     mapping_for,
 )
+from core.idempotency import REPLAYED_HEADER
 from core.rest_auth import BearerTokenAuthentication, HasRequiredScopes, Principal
 from core.tenancy import tenant_context
 
@@ -79,6 +83,14 @@ class DefaultCursorPagination(CursorPagination):
             return super().paginate_queryset(queryset, request, view)
         except (drf_exceptions.NotFound, DjangoValidationError, ValueError, TypeError) as exc:
             raise InvalidCursor(field="cursor") from exc
+
+
+def replayable_response(data: Any, *, status: int, replayed: bool) -> Response:
+    """The answer of an idempotent write: a replay has the first answer's status and `Idempotent-Replayed: true`."""
+    response = Response(data, status=status)
+    if replayed:
+        response[REPLAYED_HEADER] = "true"
+    return response
 
 
 def idempotency_key_from(request: Request, *, required: bool = True) -> str | None:
@@ -218,3 +230,30 @@ __all__ = [
     "exception_handler",
     "idempotency_key_from",
 ]
+
+
+# --- The doors' toolkit: who acts, strict input ---------------------------------------------------------------------
+def actor_of(view: TenantAPIView) -> str:
+    """Who a REST call acts as, for the audit fields of what it writes: `api:<user id of the token>`."""
+    return f"api:{view.identity.user_id}"
+
+
+class StrictFieldsMixin:
+    """Refuses fields the serializer does not know (`unknown_field`): a misspelt `dry_run` must never turn a
+    quote into a redemption, nor a typo such as `curency` be ignored without a word."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(str(name) for name in set(data) - set(self.fields))  # type: ignore[attr-defined]
+            if unknown:
+                raise drf_serializers.ValidationError(
+                    {
+                        name: [ErrorDetail("This field is not known.", code="unknown_field")]
+                        for name in unknown
+                    }
+                )
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictInput(StrictFieldsMixin, drf_serializers.Serializer):
+    """An input body that refuses fields it does not know."""

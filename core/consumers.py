@@ -14,8 +14,8 @@ have their own queues):
 The main queues are quorum queues with a delivery limit (EVENTS_QUEUE_TYPE=classic turns that off): a message that
 kills the worker again and again is dead-lettered by RabbitMQ instead of blocking the queue.
 
-Each message is applied in one database transaction that first records its `event_id` in `ProcessedEvent`
-(unique per tenant, `ON CONFLICT DO NOTHING`): a duplicate finds the row, or waits for the first delivery's
+Each message is applied in one database transaction that first claims its `event_id` through core's idempotency
+mechanism (`core.idempotency`, scope `events`): a duplicate finds the record, or waits for the first delivery's
 transaction and then finds it. The message is acked only after that transaction committed.
 
 - Malformed or refused (invalid JSON, envelope, amount, currency, unknown tenant, ...): dead-lettered with the
@@ -33,15 +33,9 @@ the database never stalls the worker's task loop. The step is enabled only with 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import threading
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
+from dataclasses import dataclass
 from typing import Any
 
 from celery import bootsteps
@@ -49,11 +43,17 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, close_old_connections
 from django.db import connection as db_connection
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from kombu import Connection, Consumer, Exchange, Message, Queue
 from kombu.mixins import ConsumerProducerMixin
 
-from core.errors import DomainError, IdempotencyKeyReused
+from core.errors import DomainError
+from core.events import (  # noqa: F401 - PoisonMessage and envelope_parse are part of this module's interface
+    CustomerNotYetKnown,
+    Envelope,
+    PoisonMessage,
+    envelope_parse,
+    event_handle,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +66,7 @@ HEADER_DETAIL = "x-dead-letter-detail"
 HEADER_PARK_COUNT = "x-park-count"
 
 
-# --- configuration (read when the consumer starts; tests and deployments set it through the environment) --------
-def _conf(name: str, default: str) -> str:
-    value = getattr(settings, name, None)
-    return str(value) if value is not None else (os.environ.get(name) or default)
-
-
+# --- configuration (EVENTS_* in config/settings.py, read when the consumer starts) ------------------------------
 @dataclass(frozen=True)
 class EventsConfig:
     prefix: str = "customer-service"
@@ -85,250 +80,26 @@ class EventsConfig:
     @classmethod
     def from_settings(cls) -> EventsConfig:
         return cls(
-            prefix=_conf("EVENTS_QUEUE_PREFIX", "customer-service"),
-            prefetch=int(_conf("EVENTS_PREFETCH", "10")),
-            park_delay_seconds=float(_conf("EVENTS_PARK_DELAY_SECONDS", "30")),
-            park_max_attempts=int(_conf("EVENTS_PARK_MAX_ATTEMPTS", "20")),
-            queue_type=_conf("EVENTS_QUEUE_TYPE", "quorum"),
-            delivery_limit=int(_conf("EVENTS_DELIVERY_LIMIT", "20")),
-            db_retry_max_seconds=float(_conf("EVENTS_DB_RETRY_MAX_SECONDS", "30")),
+            prefix=settings.EVENTS_QUEUE_PREFIX,
+            prefetch=settings.EVENTS_PREFETCH,
+            park_delay_seconds=settings.EVENTS_PARK_DELAY_SECONDS,
+            park_max_attempts=settings.EVENTS_PARK_MAX_ATTEMPTS,
+            queue_type=settings.EVENTS_QUEUE_TYPE,
+            delivery_limit=settings.EVENTS_DELIVERY_LIMIT,
+            db_retry_max_seconds=settings.EVENTS_DB_RETRY_MAX_SECONDS,
         )
-
-
-# --- errors that decide a message's fate ------------------------------------------------------------------------
-class PoisonMessage(Exception):
-    """The message can never be applied as it is: dead-letter it with `reason` (a stable snake_case code)."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-
-class CustomerNotYetKnown(Exception):
-    """The event names a customer this tenant does not have (yet): park the message and try again later."""
-
-    def __init__(self, customer_id: str) -> None:
-        super().__init__(f"customer {customer_id} not found")
-        self.customer_id = customer_id
 
 
 TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
 
 
-# --- the envelope -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Envelope:
-    event_id: uuid.UUID
-    event_type: str
-    tenant_id: str
-    occurred_at: datetime | None
-    version: int
-    data: dict[str, Any]
-
-
-def envelope_parse(body: bytes | str, *, expected_type: str) -> Envelope:
-    """The contract's envelope, or PoisonMessage saying what is wrong with it."""
-    try:
-        payload = json.loads(body, parse_float=Decimal)  # decimals in JSON numbers are read exactly
-    except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
-        raise PoisonMessage("malformed_json", str(exc)[:300]) from exc
-    if not isinstance(payload, dict):
-        raise PoisonMessage("invalid_envelope", "the body is not a JSON object")
-    try:
-        event_id = uuid.UUID(str(payload.get("event_id")))
-    except ValueError as exc:
-        raise PoisonMessage(
-            "invalid_event_id", f"event_id {payload.get('event_id')!r} is not a UUID"
-        ) from exc
-    event_type = payload.get("event_type")
-    if event_type != expected_type:
-        raise PoisonMessage("unexpected_event_type", f"expected {expected_type!r}, got {event_type!r}")
-    tenant_id = payload.get("tenant_id")
-    if not isinstance(tenant_id, str) or not tenant_id.strip() or len(tenant_id) > 63:
-        raise PoisonMessage("invalid_tenant_id", f"tenant_id {tenant_id!r} is not a tenant slug")
-    version = payload.get("version", 1)
-    if version != 1:
-        raise PoisonMessage("unsupported_version", f"version {version!r}; this consumer reads version 1")
-    data = payload.get("data")
-    if not isinstance(data, dict):
-        raise PoisonMessage("invalid_data", "data is missing or not an object")
-    occurred_at = payload.get("occurred_at")
-    return Envelope(
-        event_id=event_id,
-        event_type=event_type,
-        tenant_id=tenant_id.strip(),
-        occurred_at=_optional_timestamp(occurred_at),
-        version=1,
-        data=data,
-    )
-
-
-def _optional_timestamp(value: Any) -> datetime | None:
-    try:
-        moment = parse_datetime(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-    return moment if moment is not None and not timezone.is_naive(moment) else None
-
-
-def _required_str(data: dict[str, Any], name: str, *, max_length: int = 100) -> str:
-    value = data.get(name)
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value.strip():
-        raise PoisonMessage("invalid_data", f"data.{name} is required")
-    if len(value.strip()) > max_length:
-        raise PoisonMessage("invalid_data", f"data.{name} is longer than {max_length} characters")
-    return value.strip()
-
-
-def _timestamp(data: dict[str, Any], name: str) -> datetime:
-    value = data.get(name)
-    moment = _optional_timestamp(value)
-    if moment is None:
-        raise PoisonMessage("invalid_timestamp", f"data.{name} {value!r} is not an RFC 3339 time with offset")
-    return moment
-
-
-def _customer_uuid(value: Any) -> uuid.UUID | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        return uuid.UUID(str(value).strip())
-    except ValueError as exc:
-        raise PoisonMessage("invalid_customer_id", f"customer_id {value!r} is not a UUID") from exc
-
-
-def loyalty_idempotency_key(source: str, source_id: str) -> str:
-    """The key a sale earns points under, shared with gRPC AddLoyaltyPoints so that a sale earns once:
-    `order:<order_id>` for orders, `pos:<transaction_id>` for POS sales."""
-    return f"{source}:{source_id}"
-
-
-# --- the effects (one door into the services: parse, call, nothing else) ----------------------------------------
-def _purchase_apply(envelope: Envelope, *, source: str, id_field: str) -> str:
-    from core.money import parse_amount
-    from customers.history import purchase_items_parse, purchase_record
-    from customers.models import Customer, CustomerStatus
-
-    data = envelope.data
-    source_id = _required_str(data, id_field)
-    customer_uuid = _customer_uuid(data.get("customer_id"))
-    customer = None
-    if customer_uuid is not None:
-        customer = Customer.objects.filter(pk=customer_uuid).first()
-        if customer is None:
-            raise CustomerNotYetKnown(str(customer_uuid))
-        if customer.status == CustomerStatus.ERASED:
-            customer = None  # an erased customer's late sale counts like an anonymous one
-    total = parse_amount(data.get("total_amount"), field="total_amount", allow_zero=True)
-    items = purchase_items_parse(data.get("items"))
-    purchase, created = purchase_record(
-        tenant_id=envelope.tenant_id,
-        source=source,
-        source_id=source_id,
-        customer=customer,
-        total_amount=total,
-        currency=data.get("currency") or None,
-        completed_at=_timestamp(data, "completed_at"),
-        channel=str(data.get("channel") or ("pos" if source == "pos" else "")),
-        store_id=str(data.get("store_id") or ""),
-        items=items,
-    )
-    outcome = "applied" if created else "purchase_already_recorded"
-    if customer is not None and total > 0:
-        outcome += _points_earn(envelope, customer, source, source_id, total, purchase.currency, items)
-    return outcome
-
-
-def _points_earn(
-    envelope: Envelope,
-    customer: Any,
-    source: str,
-    source_id: str,
-    total: Decimal,
-    currency: str,
-    items: list[dict[str, Any]],
-) -> str:
-    from core.errors import Conflict, NotFound
-    from loyalty.services import points_earn
-
-    try:
-        points_earn(
-            customer=customer,
-            idempotency_key=loyalty_idempotency_key(source, source_id),
-            purchase_amount=total,
-            currency=currency,
-            reference=source_id,
-            items=[
-                {**item, "quantity": str(item["quantity"]), "unit_price": str(item["unit_price"])}
-                for item in items
-            ],
-            source="event",
-            actor=f"event:{envelope.event_id}",
-        )
-    except (Conflict, NotFound, IdempotencyKeyReused) as exc:
-        # The purchase is a fact and stays recorded; the points were refused by a business rule, or were already
-        # earned for this sale through AddLoyaltyPoints with other details.
-        logger.warning(
-            "Event %s: points not earned for %s %s: %s", envelope.event_id, source, source_id, exc.code
-        )
-        return f"; points_skipped:{exc.code}"
-    return ""
-
-
-def _order_completed(envelope: Envelope) -> str:
-    return _purchase_apply(envelope, source="order", id_field="order_id")
-
-
-def _pos_transaction_completed(envelope: Envelope) -> str:
-    return _purchase_apply(envelope, source="pos", id_field="transaction_id")
-
-
-def _payment_received(envelope: Envelope) -> str:
-    from core.errors import Conflict, NotFound
-    from core.money import parse_amount
-    from credit.services import payment_record
-    from customers.models import Customer
-
-    data = envelope.data
-    payment_id = _required_str(data, "payment_id")
-    customer_uuid = _customer_uuid(data.get("customer_id"))
-    if customer_uuid is None:
-        return "skipped:no_customer"  # a payment nobody owes us on credit (anonymous sale)
-    customer = Customer.objects.filter(pk=customer_uuid).first()  # erased ones too: the money is real
-    if customer is None:
-        raise CustomerNotYetKnown(str(customer_uuid))
-    received_at = _optional_timestamp(data.get("received_at"))
-    if data.get("received_at") and received_at is None:
-        raise PoisonMessage(
-            "invalid_timestamp", f"data.received_at {data.get('received_at')!r} is not RFC 3339"
-        )
-    order_id = data.get("order_id")
-    try:
-        payment_record(
-            customer=customer,
-            payment_id=payment_id,
-            amount=parse_amount(data.get("amount"), field="amount"),
-            currency=data.get("currency") or None,
-            order_id=str(order_id) if order_id else None,
-            received_at=received_at,
-            actor=f"event:{envelope.event_id}",
-        )
-    except (NotFound, Conflict) as exc:
-        # e.g. no credit line: the payment settles nothing on credit; recorded as seen, not an error
-        logger.info("Event %s: payment %s not applied to credit: %s", envelope.event_id, payment_id, exc.code)
-        return f"skipped:{exc.code}"
-    return "applied"
-
-
 @dataclass(frozen=True)
 class Route:
+    """Where an event comes from: the producer's exchange and its routing key (the event type)."""
+
     name: str
     exchange: str
     routing_key: str
-    handler: Callable[[Envelope], str] = field(compare=False)
 
     @property
     def event_type(self) -> str:
@@ -336,56 +107,44 @@ class Route:
 
 
 ROUTES = (
-    Route("order", "order_events", ORDER_COMPLETED, _order_completed),
-    Route("pos", "pos_events", POS_TRANSACTION_COMPLETED, _pos_transaction_completed),
-    Route("payment", "payment_events", PAYMENT_RECEIVED, _payment_received),
+    Route("order", "order_events", ORDER_COMPLETED),
+    Route("pos", "pos_events", POS_TRANSACTION_COMPLETED),
+    Route("payment", "payment_events", PAYMENT_RECEIVED),
 )
 
 
 # --- applying one message in one transaction ------------------------------------------------------------------
-def _processed_event_claim(envelope: Envelope) -> bool:
-    """Record the event id in the current transaction; False when it was applied before."""
-    from core.models_events import ProcessedEvent
-
-    table = ProcessedEvent._meta.db_table
-    with db_connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (tenant_id, event_id, event_type, occurred_at, processed_at, outcome) "  # noqa: S608
-            "VALUES (%s, %s, %s, %s, now(), '') ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING id",
-            [envelope.tenant_id, envelope.event_id, envelope.event_type, envelope.occurred_at],
-        )
-        row = cursor.fetchone()
-    return row is not None
 
 
 def event_apply(route: Route, body: bytes | str) -> str:
     """Apply one message (dedupe record + effect) in one transaction; returns the outcome.
 
+    The event id is claimed through core's idempotency mechanism (scope `events`) before the effect runs: a
+    redelivery finds it (or waits for the first delivery's transaction) and is a no-op, `duplicate`; the same event
+    id with another type or data is refused as `idempotency_key_reused` (dead-lettered). The effect is every
+    handler the apps registered for the event (`core.events`), in their order, in this one transaction.
     Raises PoisonMessage (dead-letter it), CustomerNotYetKnown (park it), or a database error (retry it).
     """
-    from django.db import transaction
-
+    from core.idempotency import EVENTS_SCOPE, idempotent
     from core.models import Tenant
-    from core.models_events import ProcessedEvent
     from core.tenancy import tenant_context
 
     envelope = envelope_parse(body, expected_type=route.event_type)
     if not Tenant.objects.filter(slug=envelope.tenant_id).exists():
         raise PoisonMessage("unknown_tenant", f"tenant {envelope.tenant_id!r} is not known to this service")
     try:
-        with tenant_context(envelope.tenant_id), transaction.atomic():
-            # the inner atomic() rolls the dedupe row back with the effect when a DomainError refuses the event
-            if not _processed_event_claim(envelope):
-                return "duplicate"
-            outcome = route.handler(envelope)
-            ProcessedEvent.objects.filter(tenant_id=envelope.tenant_id, event_id=envelope.event_id).update(
-                outcome=outcome[:200]
+        with tenant_context(envelope.tenant_id):
+            result, replayed = idempotent(
+                tenant_id=envelope.tenant_id,
+                scope=EVENTS_SCOPE,
+                key=str(envelope.event_id),
+                operation=envelope.event_type,
+                payload={"event_type": envelope.event_type, "data": envelope.data},
+                work=lambda record: {"outcome": event_handle(envelope)[:200]},
             )
-            return outcome
+            return "duplicate" if replayed else str(result["outcome"])
     except DomainError as exc:
-        from customers.errors import CustomerNotFound
-
-        if isinstance(exc, CustomerNotFound) and exc.details.get("customer_id"):
+        if exc.code == "customer_not_found" and exc.details.get("customer_id"):
             raise CustomerNotYetKnown(str(exc.details["customer_id"])) from exc
         raise PoisonMessage(exc.code, exc.message) from exc
     except IntegrityError as exc:
@@ -603,8 +362,7 @@ def _is_transient(exc: DatabaseError) -> bool:
 # --- the bootstep -------------------------------------------------------------------------------------------------
 def consumer_enabled() -> bool:
     """Only with an AMQP broker (not the embedded Redis of `make run`), unless EVENTS_CONSUMER_ENABLED=0."""
-    flag = _conf("EVENTS_CONSUMER_ENABLED", "1").strip().lower()
-    return bool(getattr(settings, "BROKER_IS_AMQP", False)) and flag not in {"0", "false", "no", "off"}
+    return bool(settings.BROKER_IS_AMQP and settings.EVENTS_CONSUMER_ENABLED)
 
 
 class EventConsumerStep(bootsteps.StartStopStep):

@@ -1,4 +1,4 @@
-"""Tenants, staff users, and the rows every app shares: the outbox of events."""
+"""Tenants, staff users, and the rows every app shares: the outbox of events and the idempotency records."""
 
 from __future__ import annotations
 
@@ -75,7 +75,34 @@ class OutboxEvent(TenantOwned):
         return f"{self.event_type} {self.event_id}"
 
 
-# The consumed-events record lives in its own module (with the relay's after-commit hook); import it so Django sees it.
-from core.models_events import ProcessedEvent  # noqa: E402
+class IdempotencyRecord(TenantOwned):
+    """One retry-able request of any door: its key (unique per tenant and scope), payload fingerprint and first
+    result. Written and read only by `core.idempotency.idempotent`.
 
-__all__ = ["OutboxEvent", "ProcessedEvent", "Tenant", "TenantOwned", "User"]
+    `scope` separates the key spaces (`loyalty`, `credit`, `events`: the same key means different things in each);
+    `operation` names what the first request was, for the refusal of a reused key. An empty fingerprint is a key
+    recorded before fingerprints were kept: it replays whatever payload comes.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    scope = models.CharField(max_length=32)
+    key = models.CharField(max_length=200)
+    operation = models.CharField(max_length=100)
+    fingerprint = models.CharField(max_length=64, blank=True, help_text="sha256 of the canonical payload.")
+    result = models.JSONField(default=dict, help_text="The first result, replayed to every repeat.")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "scope", "key"], name="idempotency_key_unique"),
+        ]
+        indexes = [models.Index(fields=["scope", "created_at"], name="idempotency_scope_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.operation} {self.key}"
+
+
+# The relay's after-commit hook lives in its own module; import it so the signal is connected in every process.
+import core.models_events  # noqa: E402, F401
+
+__all__ = ["IdempotencyRecord", "OutboxEvent", "Tenant", "TenantOwned", "User"]

@@ -42,20 +42,12 @@ EXCHANGE = Exchange(EXCHANGE_NAME, type="topic", durable=True)
 APP_ID = "zenlogic-customer-service"
 
 
-def _setting(name: str, default: float) -> float:
-    """A tunable from Django settings, else the environment (read at call time, so tests can change it)."""
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(name) or default
-    return float(value)
-
-
 def relay_batch_size() -> int:
-    return int(_setting("OUTBOX_RELAY_BATCH_SIZE", 200))
+    return settings.OUTBOX_RELAY_BATCH_SIZE
 
 
 def relay_max_backoff() -> float:
-    return _setting("OUTBOX_RELAY_MAX_BACKOFF_SECONDS", 60)
+    return settings.OUTBOX_RELAY_MAX_BACKOFF_SECONDS
 
 
 def relay_backoff(attempts: int) -> timedelta:
@@ -84,7 +76,7 @@ def _producer() -> Producer:
     producer: Producer | None = getattr(_local, "producer", None)
     if producer is not None:
         return producer
-    timeout = _setting("OUTBOX_RELAY_CONNECT_TIMEOUT", 3)
+    timeout = settings.OUTBOX_RELAY_CONNECT_TIMEOUT
     connection = Connection(
         settings.CELERY_BROKER_URL,
         connect_timeout=timeout,
@@ -138,7 +130,7 @@ def relay_connection_close() -> None:
 
 def _publish(producer: Producer, row: OutboxEvent) -> None:
     body = json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False)
-    timeout = _setting("OUTBOX_RELAY_CONFIRM_TIMEOUT", 10)
+    timeout = settings.OUTBOX_RELAY_CONFIRM_TIMEOUT
     producer.publish(
         body,
         routing_key=row.event_type,
@@ -208,7 +200,7 @@ def outbox_relay(*, batch_size: int | None = None, time_budget: float | None = N
     if not settings.OUTBOX_RELAY_ENABLED:
         return RelayResult(skipped=True)
     size = batch_size or relay_batch_size()
-    budget = _setting("OUTBOX_RELAY_TIME_BUDGET_SECONDS", 20) if time_budget is None else time_budget
+    budget = settings.OUTBOX_RELAY_TIME_BUDGET_SECONDS if time_budget is None else time_budget
     deadline = time.monotonic() + budget
     total = RelayResult()
     while True:
@@ -241,20 +233,21 @@ def processed_events_prune(*, retention_days: int | None = None, batch_size: int
     Redeliveries come within minutes; every effect is idempotent on its own key as well (purchase source id,
     loyalty idempotency key, payment id), so a very late duplicate is still applied once.
     """
-    from core.models_events import ProcessedEvent
+    from core.idempotency import EVENTS_SCOPE
+    from core.models import IdempotencyRecord
 
-    days = int(_setting("EVENTS_DEDUPE_RETENTION_DAYS", 30)) if retention_days is None else retention_days
+    days = settings.EVENTS_DEDUPE_RETENTION_DAYS if retention_days is None else retention_days
     cutoff = timezone.now() - timedelta(days=days)
     deleted = 0
     while True:
         with all_tenants_context():
             ids = list(
-                ProcessedEvent.objects.filter(processed_at__lt=cutoff).values_list("pk", flat=True)[
-                    :batch_size
-                ]
+                IdempotencyRecord.objects.filter(scope=EVENTS_SCOPE, created_at__lt=cutoff).values_list(
+                    "pk", flat=True
+                )[:batch_size]
             )
             if ids:
-                ProcessedEvent.objects.filter(pk__in=ids).delete()
+                IdempotencyRecord.objects.filter(pk__in=ids).delete()
         deleted += len(ids)
         if len(ids) < batch_size:
             return deleted
@@ -271,6 +264,7 @@ def _kick() -> None:
     from core.tasks import outbox_relay_task
 
     options: dict[str, Any] = {"retry": False, "expires": 60}
+    # the queue the worker of this deployment consumes, when it was given (read at call time: tests set it late)
     queue = os.environ.get("CELERY_TASK_DEFAULT_QUEUE")
     if queue:
         options["queue"] = queue

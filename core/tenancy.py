@@ -99,21 +99,31 @@ def _scoped_transaction(*, tenant_slug: str | None, all_tenants: bool) -> Iterat
 def tenant_context(tenant: Any) -> Iterator[None]:
     """Run the block in one transaction scoped to `tenant` (a Tenant or its slug).
 
-    A `DomainError` raised inside is re-raised *after* the transaction commits: every write goes through a service
-    whose own `atomic()` block already rolled back its part, and some refusals must still leave a record (for
-    example `credit.limit.exceeded` in the outbox). Any other exception rolls the whole transaction back.
+    Any exception rolls the whole transaction back, a `DomainError` too: an error raised out of this block always
+    means that nothing of it was committed. A refusal that must still leave a record (`credit.limit.exceeded`)
+    hands its write to `core.refusals.refusal_record`; the outermost context writes it after the rollback, in a
+    transaction of its own, then re-raises.
     """
     from core.errors import DomainError
+    from core.refusals import refusals_collected
 
     slug = tenant if isinstance(tenant, str) else tenant.slug
-    pending: DomainError | None = None
-    with _scoped_transaction(tenant_slug=slug, all_tenants=False):
+    with refusals_collected() as recorder:
         try:
-            yield
-        except DomainError as exc:
-            pending = exc
-    if pending is not None:
-        raise pending
+            with _scoped_transaction(tenant_slug=slug, all_tenants=False):
+                yield
+                if recorder is not None:  # refusals the block caught and went on from commit with it
+                    _refusals_write(recorder.take())
+        except DomainError:
+            if recorder is not None:
+                _refusals_write(recorder.take())
+            raise
+
+
+def _refusals_write(writes: list[tuple[str, Callable[[], None]]]) -> None:
+    for tenant_slug, write in writes:
+        with _scoped_transaction(tenant_slug=tenant_slug, all_tenants=False):
+            write()
 
 
 @contextmanager
@@ -121,10 +131,6 @@ def all_tenants_context() -> Iterator[None]:
     """Run the block in one transaction that sees every tenant (system jobs, superusers in the admin)."""
     with _scoped_transaction(tenant_slug=None, all_tenants=True):
         yield
-
-
-class TenantQuerySet(models.QuerySet):
-    pass
 
 
 class TenantManager(models.Manager):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
@@ -15,7 +15,14 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import DefaultCursorPagination, TenantAPIView, idempotency_key_from
+from core.api import (
+    DefaultCursorPagination,
+    TenantAPIView,
+    actor_of,
+    idempotency_key_from,
+    replayable_response,
+)
+from core.api import StrictInput as Input
 from core.errors import InvalidAmount
 from core.money import parse_amount
 from credit import selectors, services
@@ -38,10 +45,6 @@ READ = ["credit:read"]
 WRITE = ["credit:write"]
 APPROVE = ["credit:approve"]
 IDEMPOTENCY_KEY = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)
-
-
-def actor_of(view: TenantAPIView) -> str:
-    return f"api:{view.identity.user_id}"
 
 
 class Money(serializers.DecimalField):
@@ -68,19 +71,6 @@ class MoneyInput(serializers.Field):
 
     def to_representation(self, value: Any) -> str:
         return str(value)
-
-
-class Input(serializers.Serializer):
-    """An input body that refuses fields it does not know: a typo such as `curency` must never be ignored."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            unknown = sorted(str(name) for name in set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError(
-                    dict.fromkeys(unknown, "Unknown field."), code="unknown_field"
-                )
-        return super().to_internal_value(data)
 
 
 def status_param(request: Request, choices: list[str]) -> str | None:
@@ -115,7 +105,8 @@ class _CustomerListView(TenantAPIView, GenericAPIView):
 
 
 class _IdempotentWriteView(TenantAPIView):
-    """A write that changes exposure: needs an Idempotency-Key; 201 the first time, 200 for a replay."""
+    """A write that changes exposure: needs an Idempotency-Key; a replay answers with the first status code (201
+    when the first call created something, 200 when it found it) and `Idempotent-Replayed: true`."""
 
     required_scopes = {"POST": WRITE}
 
@@ -133,9 +124,12 @@ class _IdempotentWriteView(TenantAPIView):
         customer = customer_get(customer_id)
         values = validated(input_class, request) if input_class is not None else {}
         result = call(customer=customer, idempotency_key=key, actor=actor_of(self), **values)
-        created = creates and not getattr(result, "replayed", True)
-        return Response(
-            output_class(result).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        # A replay answers with the first answer's status: 201 when that one created something, else 200.
+        created = creates and getattr(result, "created", False)
+        return replayable_response(
+            output_class(result).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            replayed=bool(getattr(result, "replayed", False)),
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from core.demo import demo_seeder
 from core.models import Tenant
 from credit import services
 from credit.models import CreditLine, VolumeDiscountBracket
@@ -14,6 +15,7 @@ APPROVED_CUSTOMER_EMAIL = "compras@andes.example.com"
 PENDING_CUSTOMER_EMAIL = "hola@cafedelpuerto.example.com"
 
 
+@demo_seeder(order=30)
 def seed(tenant: Tenant) -> None:
     businesses = Customer.objects.filter(tenant=tenant, type=CustomerType.BUSINESS)
     approved = (

@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import F, Q
 
+from core.ledgers import AppendOnlyLedger
 from core.models import TenantOwned
 from customers.models import Customer
 
@@ -110,7 +111,7 @@ class CreditRequest(CreditLine):
         verbose_name_plural = "pending credit requests"
 
 
-class CreditLineChange(TenantOwned):
+class CreditLineChange(AppendOnlyLedger, TenantOwned):
     """History of a line: every change of status, limit or terms, with who and why (append-only)."""
 
     line = models.ForeignKey(CreditLine, on_delete=models.CASCADE, related_name="changes")
@@ -262,7 +263,7 @@ class CreditPayment(TenantOwned):
         return f"Payment {self.payment_id} {self.amount} {self.currency}"
 
 
-class CreditPaymentAllocation(TenantOwned):
+class CreditPaymentAllocation(AppendOnlyLedger, TenantOwned):
     payment = models.ForeignKey(CreditPayment, on_delete=models.PROTECT, related_name="allocations")
     charge = models.ForeignKey(CreditCharge, on_delete=models.PROTECT, related_name="allocations")
     amount = models.DecimalField(max_digits=14, decimal_places=2)
@@ -288,7 +289,7 @@ class CreditLedgerKind(models.TextChoices):
     PAYMENT = "payment", "Payment applied"
 
 
-class CreditLedgerEntry(TenantOwned):
+class CreditLedgerEntry(AppendOnlyLedger, TenantOwned):
     """Append-only movements of a line's exposure: the cached `CreditLine.exposure` is their sum."""
 
     line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="ledger")
@@ -315,24 +316,6 @@ class CreditLedgerEntry(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount}"
-
-
-class CreditIdempotencyKey(TenantOwned):
-    """A retried write (Idempotency-Key) answers with its first result; another payload under the key is refused."""
-
-    key = models.CharField(max_length=200)
-    operation = models.CharField(max_length=32)
-    fingerprint = models.CharField(max_length=64, help_text="sha256 of the canonical JSON of the payload.")
-    response = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["tenant", "key"], name="credit_idempotency_key_unique"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.operation} {self.key}"
 
 
 class VolumeDiscountBracket(TenantOwned):

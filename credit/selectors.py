@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Q, QuerySet, Sum
 
+from core import clock
 from core.models import Tenant
 from core.tenancy import require_tenant_slug
-from credit import clock
 from credit.errors import CreditLineNotFound
 from credit.models import (
     OPEN_STATUSES,
@@ -97,7 +97,7 @@ def _tenant() -> Tenant:
 
 
 def credit_today() -> date:
-    """Today in the current tenant's time zone, by the credit clock (due dates and overdue count in it)."""
+    """Today in the current tenant's time zone, by the clock (due dates and overdue count in it)."""
     return clock.today(_tenant().time_zone)
 
 

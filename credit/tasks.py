@@ -15,9 +15,10 @@ from uuid import UUID
 
 from celery import shared_task
 
+from core import clock
 from core.models import Tenant
 from core.tenancy import tenant_context
-from credit import clock, selectors, services
+from credit import selectors, services
 
 logger = logging.getLogger(__name__)
 

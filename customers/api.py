@@ -13,7 +13,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import DefaultCursorPagination, TenantAPIView
+from core.api import DefaultCursorPagination, TenantAPIView, actor_of
 from core.tenancy import require_tenant_slug
 from customers import selectors, services
 from customers.models import (
@@ -31,10 +31,6 @@ from customers.models import (
 
 READ = ["customers:read"]
 WRITE = ["customers:write"]
-
-
-def actor_of(view: TenantAPIView) -> str:
-    return f"api:{view.identity.user_id}"
 
 
 class CustomerOutput(serializers.ModelSerializer):

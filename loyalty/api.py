@@ -6,7 +6,6 @@ checks (and error codes: invalid_amount, invalid_points, ...) apply at every doo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import django_filters
@@ -14,12 +13,19 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.exceptions import ErrorDetail
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import DefaultCursorPagination, TenantAPIView, idempotency_key_from
+from core.api import (
+    DefaultCursorPagination,
+    StrictFieldsMixin,
+    StrictInput,
+    TenantAPIView,
+    actor_of,
+    idempotency_key_from,
+    replayable_response,
+)
 from customers.selectors import customer_get, tenant_get
 from loyalty import selectors, services
 from loyalty.models import (
@@ -37,12 +43,7 @@ from loyalty.models import (
 READ = ["loyalty:read"]
 WRITE = ["loyalty:write"]
 ADMIN = ["loyalty:admin"]
-REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_ITEMS = 500
-
-
-def actor_of(view: TenantAPIView) -> str:
-    return f"api:{view.identity.user_id}"
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -67,32 +68,8 @@ class PointsField(serializers.Field):
         return value
 
 
-class StrictFieldsMixin:
-    """Refuses fields the serializer does not know (`unknown_field`): a misspelt `dry_run` must never turn a
-    quote into a redemption, nor a misspelt setting be dropped without a word."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            unknown = sorted(set(data) - set(self.fields))  # type: ignore[attr-defined]
-            if unknown:
-                raise serializers.ValidationError(
-                    {
-                        name: [ErrorDetail("This field is not known.", code="unknown_field")]
-                        for name in unknown
-                    }
-                )
-        return super().to_internal_value(data)  # type: ignore[misc]
-
-
-class StrictInput(StrictFieldsMixin, serializers.Serializer):
-    pass
-
-
 def _created(body: dict[str, Any], *, replayed: bool) -> Response:
-    response = Response(body, status=status.HTTP_201_CREATED)
-    if replayed:
-        response[REPLAYED_HEADER] = "true"
-    return response
+    return replayable_response(body, status=status.HTTP_201_CREATED, replayed=replayed)
 
 
 # --- Output ---------------------------------------------------------------------------------------------------

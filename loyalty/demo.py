@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from core.demo import demo_seeder
 from customers.models import Customer
 from loyalty.models import StampRule
 from loyalty.services import points_earn, points_redeem, program_ensure, stamp_rule_save
@@ -29,6 +30,7 @@ DEMO_ACTIVITY: dict[str, dict[str, Any]] = {
 }
 
 
+@demo_seeder(order=20)
 def seed(tenant: Any) -> None:
     program_ensure(tenant.slug)
     if not StampRule.objects.filter(tenant_id=tenant.slug).exists():

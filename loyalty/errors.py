@@ -2,7 +2,6 @@
 
 from core.errors import (
     Conflict,
-    IdempotencyKeyReused,
     InvalidCursor,  # noqa: F401 - raised by core.api's cursor pagination
     InvalidInput,
     NotFound,
@@ -77,10 +76,6 @@ class RewardAlreadyRedeemed(Conflict):
 class RewardRevoked(Conflict):
     code = "reward_revoked"
     message = "This reward was revoked by a return."
-
-
-class LoyaltyKeyReused(IdempotencyKeyReused):
-    code = "idempotency_key_reused"
 
 
 class StampRuleNotFound(NotFound):

@@ -15,7 +15,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 
-from core.models import TenantOwned
+from core.ledgers import AppendOnlyLedger
+from core.models import IdempotencyRecord, TenantOwned
 from customers.models import Customer
 
 
@@ -172,10 +173,6 @@ class LoyaltyTier(TenantOwned):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def rank(self) -> int:
-        return tier_rank(self.code)
-
 
 class LoyaltyAccount(TenantOwned):
     """A customer's cached balances; always equal to the sums of its ledger."""
@@ -267,28 +264,6 @@ class OperationKind(models.TextChoices):
     STAMP_REWARD = "stamp_reward", "Redeem a stamp reward"
 
 
-class LoyaltyOperation(TenantOwned):
-    """One retry-able request: its idempotency key (unique per tenant), payload fingerprint and first result."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
-    kind = models.CharField(max_length=16, choices=OperationKind.choices)
-    idempotency_key = models.CharField(max_length=200)
-    fingerprint = models.CharField(max_length=64, help_text="sha256 of the canonical JSON of the payload.")
-    result = models.JSONField(default=dict)
-    created_at = models.DateTimeField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["tenant", "idempotency_key"], name="loyalty_operation_key_unique_per_tenant"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.idempotency_key}"
-
-
 class TransactionType(models.TextChoices):
     EARN = "earn", "Earn"
     REDEEM = "redeem", "Redeem"
@@ -309,7 +284,7 @@ class NextVal(models.Func):
 LEDGER_SEQUENCE = "loyalty_transaction_seq"
 
 
-class LoyaltyTransaction(TenantOwned):
+class LoyaltyTransaction(AppendOnlyLedger, TenantOwned):
     """The append-only ledger (a database trigger refuses UPDATE and DELETE).
 
     `points` is the size of the movement; the signed deltas say which buckets it moved. `seq` orders rows
@@ -323,7 +298,7 @@ class LoyaltyTransaction(TenantOwned):
     account = models.ForeignKey(LoyaltyAccount, on_delete=models.PROTECT, related_name="transactions")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="loyalty_transactions")
     operation = models.ForeignKey(
-        LoyaltyOperation, on_delete=models.PROTECT, null=True, blank=True, related_name="transactions"
+        IdempotencyRecord, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     type = models.CharField(max_length=16, choices=TransactionType.choices)
     points = models.BigIntegerField()
@@ -433,7 +408,7 @@ class PointsAward(TenantOwned):
         return f"{self.remaining}/{self.points} points"
 
 
-class AwardAllocation(TenantOwned):
+class AwardAllocation(AppendOnlyLedger, TenantOwned):
     """Which awards a transaction drew from (points > 0) or gave back to (points < 0). Append-only."""
 
     transaction = models.ForeignKey(LoyaltyTransaction, on_delete=models.PROTECT, related_name="allocations")
@@ -449,12 +424,12 @@ class AwardAllocation(TenantOwned):
         return f"{self.points} from {self.award_id}"
 
 
-class PurchaseReversal(TenantOwned):
+class PurchaseReversal(AppendOnlyLedger, TenantOwned):
     """A return or refund of a purchase (by reference): how much of it, so later partial returns add up."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     account = models.ForeignKey(LoyaltyAccount, on_delete=models.PROTECT, related_name="reversals")
-    operation = models.ForeignKey(LoyaltyOperation, on_delete=models.PROTECT, related_name="+")
+    operation = models.ForeignKey(IdempotencyRecord, on_delete=models.PROTECT, related_name="+")
     reference = models.CharField(max_length=100)
     full = models.BooleanField(help_text="Everything left of the purchase was reversed.")
     amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
@@ -486,7 +461,7 @@ class TierRule(models.TextChoices):
     OVERRIDE_EXPIRED = "override_expired", "Manual override expired"
 
 
-class TierChange(TenantOwned):
+class TierChange(AppendOnlyLedger, TenantOwned):
     """Why a customer's tier changed: the numbers and the rule that decided it."""
 
     account = models.ForeignKey(LoyaltyAccount, on_delete=models.PROTECT, related_name="tier_changes")
@@ -513,10 +488,6 @@ class TierChange(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.old_tier} -> {self.new_tier} ({self.rule})"
-
-    @property
-    def is_upgrade(self) -> bool:
-        return tier_rank(self.new_tier) > tier_rank(self.old_tier)
 
 
 # --- Stamp cards ----------------------------------------------------------------------------------------------
@@ -575,12 +546,14 @@ class StampEntryKind(models.TextChoices):
     REWARD_REVOKED = "reward_revoked", "Reward revoked by a return"
 
 
-class StampEntry(TenantOwned):
+class StampEntry(AppendOnlyLedger, TenantOwned):
     """The stamp ledger: the card's stamps are the sum of `delta`."""
 
     card = models.ForeignKey(StampCard, on_delete=models.PROTECT, related_name="entries")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
-    operation = models.ForeignKey(LoyaltyOperation, on_delete=models.PROTECT, null=True, blank=True)
+    operation = models.ForeignKey(
+        IdempotencyRecord, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     kind = models.CharField(max_length=16, choices=StampEntryKind.choices)
     delta = models.IntegerField()
     unrecovered = models.IntegerField(default=0, help_text="Stamps a return could not take back.")

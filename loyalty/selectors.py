@@ -13,10 +13,10 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 
+from core import clock
 from core.models import Tenant
 from core.tenancy import require_tenant_slug
 from customers.models import Customer
-from loyalty import clock
 from loyalty.calculations import add_months, discount_for
 from loyalty.errors import StampRuleNotFound
 from loyalty.models import (

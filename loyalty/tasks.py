@@ -15,10 +15,11 @@ from uuid import UUID
 
 from celery import shared_task
 
+from core import clock
 from core.models import Tenant
 from core.tenancy import tenant_context
 from customers.models import Customer
-from loyalty import clock, selectors, services
+from loyalty import selectors, services
 
 logger = logging.getLogger(__name__)
 

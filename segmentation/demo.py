@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from core.demo import demo_seeder
 from core.models import Tenant
 from customers.models import Customer, Purchase
 from segmentation.services import rfm_default_as_of, rfm_recompute, segmentation_settings_ensure
@@ -24,6 +25,7 @@ DEMO_PATTERNS = [
 ]
 
 
+@demo_seeder(order=40)
 def seed(tenant: Tenant) -> None:
     segmentation_settings_ensure()
     try:

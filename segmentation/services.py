@@ -175,7 +175,7 @@ def rfm_recompute(
         now=started,
     )
     # Three sorts of every customer: with less memory they spill to disk and take about twice as long.
-    previous_work_mem = _set_local("work_mem", getattr(settings, "SEGMENTATION_WORK_MEM", "256MB"))
+    previous_work_mem = _set_local("work_mem", settings.SEGMENTATION_WORK_MEM)
     previous_jit = _set_local("jit", "off")
     counts = rfm_execute(params)
     _set_local("work_mem", previous_work_mem)
@@ -216,7 +216,7 @@ def _invalidate_customer_cache(slug: str, run: SegmentRun, changes: int) -> None
     threshold, one tenant-wide invalidation instead of one per customer (a first run changes everyone)."""
     if changes == 0:
         return
-    if changes > getattr(settings, "SEGMENTATION_CACHE_BULK_THRESHOLD", 1000):
+    if changes > settings.SEGMENTATION_CACHE_BULK_THRESHOLD:
         customer_cache_invalidate_tenant(tenant_id=slug)
         return
     for customer_id in SegmentChange.objects.filter(run=run).values_list("customer_id", flat=True):

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 def rfm_dispatch() -> list[str]:
     """Enqueue the recomputation of every tenant whose night has come and whose run for yesterday is missing."""
     now = timezone.now()
-    local_hour = int(getattr(settings, "SEGMENTATION_LOCAL_HOUR", 3))
+    local_hour = int(settings.SEGMENTATION_LOCAL_HOUR)
     enqueued = []
     for tenant in Tenant.objects.order_by("slug"):
         try:

@@ -29,12 +29,12 @@ def business_b(tenant_b: Any) -> Any:
 
 @pytest.fixture
 def clock_at() -> Iterator[Callable[[datetime], None]]:
-    """Fix the credit clock (starting at T0); `clock_at(moment)` moves it. The wall clock comes back after."""
-    from credit import clock
+    """Freeze the clock (starting at T0); `clock_at(moment)` moves it. The wall clock comes back after."""
+    from core import clock
 
-    clock.set_now(T0)
-    yield clock.set_now
-    clock.set_now(None)
+    clock.freeze(T0)
+    yield clock.freeze
+    clock.unfreeze()
 
 
 @pytest.fixture
@@ -48,16 +48,17 @@ def approved_line(business_a: Any) -> Any:
 @pytest.fixture
 def invalidations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Every customer-cache invalidation the credit services ask for, as (tenant_id, customer_id)."""
-    import credit.services
+    import credit.services.exposure
 
     calls: list[tuple[str, str]] = []
-    real = credit.services.customer_cache_invalidate
+    real = credit.services.exposure.customer_cache_invalidate
 
     def spy(*, tenant_id: str, customer_id: Any) -> None:
         calls.append((tenant_id, str(customer_id)))
         real(tenant_id=tenant_id, customer_id=customer_id)
 
-    monkeypatch.setattr(credit.services, "customer_cache_invalidate", spy)
+    # Every change of a line goes through the exposure module, the one place credit drops a customer's cache.
+    monkeypatch.setattr(credit.services.exposure, "customer_cache_invalidate", spy)
     return calls
 
 

@@ -178,7 +178,9 @@ def test_summary_check_use_and_charges(api_client_for, tenant_a, business_a, app
         False,
     )
     again = post(writer, f"{base}/uses/", {"amount": "400.00", "order_id": "ORD-1"}, key="use-1")
-    assert again.status_code == 200 and again.json()["usage_id"] == used["usage_id"]
+    # A replay answers with the first call's status code, marked as a replay.
+    assert again.status_code == 201 and again.json()["usage_id"] == used["usage_id"]
+    assert again["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first
     assert_error(
         post(writer, f"{base}/uses/", {"amount": "401.00", "order_id": "ORD-1"}, key="use-1"),
         422,
@@ -251,7 +253,11 @@ def test_holds_over_rest(api_client_for, tenant_a, business_a, approved_line):
     assert placed.status_code == 201, placed.content
     hold = placed.json()
     assert (hold["status"], hold["available_amount"]) == ("active", "700.00")
-    assert post(writer, base, {"amount": "300", "order_id": "ORD-1"}, key="h-1").status_code == 200
+    replay = post(writer, base, {"amount": "300", "order_id": "ORD-1"}, key="h-1")
+    assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"  # the first call's status
+    # The same hold under a new key finds it: a replay of the order (200), not a new hold.
+    found = post(writer, base, {"amount": "300", "order_id": "ORD-1"}, key="h-1b")
+    assert found.status_code == 200 and found.json()["hold_id"] == hold["hold_id"]
     assert_error(
         post(writer, base, {"amount": "301", "order_id": "ORD-1"}, key="h-2"), 409, "credit_hold_exists"
     )

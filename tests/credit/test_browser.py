@@ -8,8 +8,9 @@ from decimal import Decimal
 
 import pytest
 
+from core import clock
 from core.tenancy import tenant_context
-from credit import clock, services
+from credit import services
 from credit.errors import CreditLineNotActive
 from credit.models import CreditLine
 from tests.credit.factories import credit_line_requested

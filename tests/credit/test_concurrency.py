@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from core import clock
 from core.models import OutboxEvent
 from core.tenancy import tenant_context
-from credit import clock, services
+from credit import services
 from credit.errors import CreditLimitExceeded
 from credit.models import CreditCharge, CreditHold, CreditLedgerEntry, CreditLine
 from tests.concurrency import run_threads

@@ -9,13 +9,12 @@ from urllib.parse import quote
 
 import pytest
 
-from core.models import OutboxEvent
+from core.models import IdempotencyRecord, OutboxEvent
 from core.tenancy import tenant_context
 from credit import services
 from credit.models import (
     CreditCharge,
     CreditHold,
-    CreditIdempotencyKey,
     CreditLedgerEntry,
     CreditLine,
     CreditLineChange,
@@ -63,7 +62,7 @@ def snapshot(tenant: Any) -> tuple[Any, ...]:
             sorted(CreditPayment.objects.values_list("payment_id", "unapplied_amount")),
             CreditLedgerEntry.objects.count(),
             CreditLineChange.objects.count(),
-            CreditIdempotencyKey.objects.count(),
+            IdempotencyRecord.objects.filter(scope="credit").count(),
             VolumeDiscountBracket.objects.count(),
             OutboxEvent.objects.count(),
         )

@@ -127,11 +127,13 @@ def test_the_tasks_run_every_tenant_in_its_own_context(
 
 
 def test_the_beat_schedule_declares_both_jobs():
-    from credit.schedule import BEAT_SCHEDULE
-
-    tasks = {entry["task"] for entry in BEAT_SCHEDULE.values()}
-    assert tasks == {"credit.overdue_process", "credit.holds_expire"}
     from django.conf import settings
+
+    from credit.schedule import beat_schedule
+
+    schedule = beat_schedule({"CREDIT_HOLD_EXPIRY_INTERVAL_SECONDS": 300.0})
+    tasks = {entry["task"] for entry in schedule.values()}
+    assert tasks == {"credit.overdue_process", "credit.holds_expire"}
 
     assert {"credit.overdue", "credit.holds-expire"} <= set(settings.CELERY_BEAT_SCHEDULE)
 
@@ -152,20 +154,23 @@ def test_the_jobs_commit_line_by_line_so_one_failing_line_undoes_nothing_else(
             services.credit_use(customer=line.customer, amount=D("10"), order_id=f"O-{i}")
             services.credit_hold_place(customer=line.customer, amount=D("5"), order_id=f"H-{i}")
     broken = lines[1].pk
-    real_reconcile, real_expire = services._reconcile_overdue_hold, services._expire_holds
+    real_process, real_expire = services.credit_line_overdue_process, services.credit_line_holds_expire
 
-    def reconcile(line, **kwargs):
-        if line.pk == broken:
+    # The broken line fails after its work was done: what it did must roll back with its own transaction.
+    def process(*, line_id, **kwargs):
+        result = real_process(line_id=line_id, **kwargs)
+        if line_id == broken:
             raise RuntimeError("a line the job cannot process")
-        return real_reconcile(line, **kwargs)
+        return result
 
-    def expire(line, **kwargs):
-        if line.pk == broken:
+    def expire(*, line_id, **kwargs):
+        result = real_expire(line_id=line_id, **kwargs)
+        if line_id == broken:
             raise RuntimeError("a line the job cannot process")
-        return real_expire(line, **kwargs)
+        return result
 
-    monkeypatch.setattr(services, "_reconcile_overdue_hold", reconcile)
-    monkeypatch.setattr(services, "_expire_holds", expire)
+    monkeypatch.setattr(services, "credit_line_overdue_process", process)
+    monkeypatch.setattr(services, "credit_line_holds_expire", expire)
     clock_at(T0 + timedelta(days=2))
     overdue = credit_overdue_task()[tenant_a.slug]
     assert (overdue["lines_put_on_hold"], overdue["lines_failed"]) == (2, 1)

@@ -8,10 +8,11 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, transaction
 
+from core import clock
 from core.errors import IdempotencyKeyReused, InvalidAmount, InvalidCurrency
 from core.models import OutboxEvent
 from core.tenancy import tenant_context
-from credit import clock, selectors, services
+from credit import selectors, services
 from credit.errors import (
     CreditBusinessOnly,
     CreditChargeNotCancellable,
@@ -232,11 +233,12 @@ def test_an_order_id_or_key_reused_with_another_payload_is_refused(business_a, a
 
 
 def test_a_use_beyond_the_limit_is_refused_but_recorded(business_a, approved_line):
-    with pytest.raises(CreditLimitExceeded) as exc, tenant_context(business_a.tenant_id):
+    with tenant_context(business_a.tenant_id):
         services.credit_use(customer=business_a, amount=D("600"), order_id="ORD-1")
+    with pytest.raises(CreditLimitExceeded) as exc, tenant_context(business_a.tenant_id):
         services.credit_use(customer=business_a, amount=D("400.01"), order_id="ORD-2")
     assert exc.value.code == "credit_limit_exceeded"
-    # tenant_context committed before re-raising: the first use stays, the refused one left only its event.
+    # The first use stays; the refused one rolled back and left only its event, written after the rollback.
     assert fresh(approved_line).exposure == D("600")
     with tenant_context(business_a.tenant_id):
         assert not CreditCharge.objects.filter(order_id="ORD-2").exists()

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -336,13 +337,21 @@ def payment_received(tenant: Any, customer_id: Any, *, payment_id: str | None = 
     )
 
 
-def processed(tenant: Any, event_id: str) -> Any:
-    """The ProcessedEvent row of an event (committed by the worker), or None."""
-    from core.models_events import ProcessedEvent
+@dataclass(frozen=True)
+class Processed:
+    """What the consumer recorded for an event id (its idempotency record)."""
+
+    outcome: str
+
+
+def processed(tenant: Any, event_id: str) -> Processed | None:
+    """The dedupe record of an event (committed by the worker), or None."""
+    from core.models import IdempotencyRecord
     from core.tenancy import tenant_context
 
     with tenant_context(tenant):
-        return ProcessedEvent.objects.filter(event_id=event_id).first()
+        record = IdempotencyRecord.objects.filter(scope="events", key=str(event_id)).first()
+    return None if record is None else Processed(outcome=record.result.get("outcome", ""))
 
 
 def dead_letters(broker: Broker, wanted: set[str], *, timeout: float = 30.0) -> dict[str, Any]:

@@ -116,7 +116,7 @@ def test_pos_sales_identified_and_anonymous(worker, broker, tenant, customer):
 
 
 def test_pos_sale_and_add_loyalty_points_for_the_same_sale_earn_once(worker, broker, tenant, customer):
-    from core.consumers import loyalty_idempotency_key
+    from loyalty.handlers import loyalty_idempotency_key
     from loyalty.services import points_earn
 
     transaction_id = f"POS-{uuid.uuid4().hex[:8]}"
@@ -176,10 +176,10 @@ def test_the_same_event_delivered_twice_is_applied_once(worker, broker, tenant, 
     assert len(purchases(tenant, source_id=event["data"]["order_id"])) == 1
     assert metrics_of(tenant, customer).order_count == 1
     assert points_balance(tenant, customer) == 1000
-    from core.models_events import ProcessedEvent
+    from core.models import IdempotencyRecord
 
     with tenant_context(tenant):
-        assert ProcessedEvent.objects.filter(event_id=event["event_id"]).count() == 1
+        assert IdempotencyRecord.objects.filter(scope="events", key=event["event_id"]).count() == 1
 
 
 def test_malformed_messages_are_dead_lettered_with_their_reason_and_the_queue_keeps_flowing(

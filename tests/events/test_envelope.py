@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from core.consumers import PoisonMessage, envelope_parse, loyalty_idempotency_key
+from core.consumers import PoisonMessage, envelope_parse
+from loyalty.handlers import loyalty_idempotency_key
 
 
 def body(**overrides: object) -> bytes:
@@ -72,7 +73,7 @@ def test_the_consumer_step_runs_only_with_an_amqp_broker(settings, monkeypatch):
     assert not EventConsumerStep(parent=None).include_if(None)
     settings.BROKER_IS_AMQP = True
     assert consumer_enabled()
-    monkeypatch.setenv("EVENTS_CONSUMER_ENABLED", "0")
+    settings.EVENTS_CONSUMER_ENABLED = False  # EVENTS_CONSUMER_ENABLED=0 in the environment
     assert not consumer_enabled()
 
 
@@ -98,3 +99,17 @@ def test_queue_names_come_from_the_prefix():
         "x-dead-letter-routing-key": "acme-prod.order.completed",
     }
     assert t.dead_letter_queue.name == "acme-prod.dead-letter"
+
+
+def test_each_app_registers_its_handlers_in_a_declared_order():
+    from core.events import event_handlers
+
+    assert [h.name for h in event_handlers("order.completed")] == [
+        "customers.handlers.order_completed",
+        "loyalty.handlers.purchase_earn",
+    ]
+    assert [h.name for h in event_handlers("pos.transaction.completed")] == [
+        "customers.handlers.pos_transaction_completed",
+        "loyalty.handlers.purchase_earn",
+    ]
+    assert [h.name for h in event_handlers("payment.received")] == ["credit.handlers.payment_received"]

@@ -202,3 +202,11 @@ def test_50_concurrent_uses_never_overdraw(grpc_a, business, tenant_a):
     with tenant_context(tenant_a):
         summary = credit_summary(business)
     assert (summary.used, summary.available) == (Decimal("990.00"), Decimal("10.00"))
+
+
+def test_a_replay_answers_the_first_message_even_after_the_line_moved(grpc_a, business):
+    first = grpc_a.UseCreditLimit(use(business, "100.00", "order-9", key="pos-9"))
+    grpc_a.UseCreditLimit(use(business, "200.00", "order-10", key="pos-10"))
+    again = grpc_a.UseCreditLimit(use(business, "100.00", "order-9", key="pos-9"))
+    assert again.SerializeToString() == first.SerializeToString()
+    assert again.available_amount == "900.00"  # what the first answer said, not today's 700.00

@@ -199,16 +199,16 @@ def test_a_worker_thread_keeps_its_cache_client_across_calls(grpc_a, customer_a,
 
     from django.core.cache import caches
 
-    import customers.rpc
+    import customer360.rpc
 
     seen: dict[int, set[int]] = {}
-    real = customers.rpc.customer_snapshot_get
+    real = customer360.rpc.customer_snapshot_get
 
     def spy(*args, **kwargs):
         seen.setdefault(threading.get_ident(), set()).add(id(caches["default"]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(customers.rpc, "customer_snapshot_get", spy)
+    monkeypatch.setattr(customer360.rpc, "customer_snapshot_get", spy)
     for _ in range(40):
         grpc_a.GetCustomer(by_id(customer_a))
     assert sum(len(ids) for ids in seen.values()) == len(seen)  # one client per thread, whatever the calls

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from loyalty import clock
+from core import clock
 
 START = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 

@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from core.models import OutboxEvent
+from core.models import IdempotencyRecord, OutboxEvent
 from loyalty.models import (
     LoyaltyAccount,
-    LoyaltyOperation,
     LoyaltyProgram,
     LoyaltyTier,
     LoyaltyTransaction,
@@ -158,7 +157,7 @@ def seeded(tenant_a, customer_a, earn, in_tenant):
 def snapshot(tenant: Any, in_tenant: Any) -> tuple[Any, ...]:
     with in_tenant(tenant):
         return (
-            LoyaltyOperation.objects.count(),
+            IdempotencyRecord.objects.filter(scope="loyalty").count(),
             LoyaltyTransaction.objects.count(),
             StampEntry.objects.count(),
             TierChange.objects.count(),

@@ -92,10 +92,10 @@ def test_an_idempotency_key_is_unique_per_tenant_in_the_database(
         tenant_a,
         in_tenant,
         raw_sql,
-        "INSERT INTO loyalty_loyaltyoperation (id, tenant_id, customer_id, kind, idempotency_key, fingerprint,"
-        " result, created_at) VALUES (gen_random_uuid(), %s, %s, 'earn', 'dup', 'x', '{}', now())",
-        [tenant_a.slug, customer_a.pk],
-        match="loyalty_operation_key_unique_per_tenant",
+        "INSERT INTO core_idempotencyrecord (id, tenant_id, scope, operation, key, fingerprint,"
+        " result, created_at) VALUES (gen_random_uuid(), %s, 'loyalty', 'earn', 'dup', 'x', '{}', now())",
+        [tenant_a.slug],
+        match="idempotency_key_unique",
     )
 
 

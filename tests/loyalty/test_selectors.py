@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from loyalty import clock
+from core import clock
 from loyalty.selectors import loyalty_summary, points_by_month, points_kpis
 from tests.loyalty.conftest import START
 

@@ -8,15 +8,14 @@ from decimal import Decimal
 
 import pytest
 
-from core.errors import InvalidAmount, InvalidCurrency
-from core.models import OutboxEvent
+from core.errors import IdempotencyKeyReused, InvalidAmount, InvalidCurrency
+from core.models import IdempotencyRecord, OutboxEvent
 from core.tenancy import tenant_context
 from loyalty.errors import (
     BelowMinimumRedemption,
     InsufficientPoints,
     InvalidEarnRequest,
     InvalidPoints,
-    LoyaltyKeyReused,
     NothingToReverse,
     PurchaseAmountUnknown,
     ReasonRequired,
@@ -26,7 +25,6 @@ from loyalty.errors import (
 from loyalty.models import (
     AwardAllocation,
     LoyaltyAccount,
-    LoyaltyOperation,
     LoyaltyTransaction,
     PointsAward,
     TransactionType,
@@ -136,7 +134,7 @@ def test_a_replayed_earn_returns_the_first_result_and_earns_once(customer_a, ear
 def test_the_same_key_with_another_payload_is_refused(customer_a, earn, other):
     earn(customer_a, "500.00", key="pos-78")
     amount = other.pop("amount")
-    with pytest.raises(LoyaltyKeyReused) as info:
+    with pytest.raises(IdempotencyKeyReused) as info:
         earn(customer_a, amount, key="pos-78", **other)
     assert info.value.code == "idempotency_key_reused"
     assert len(txns(customer_a)) == 1
@@ -161,9 +159,9 @@ def test_the_same_key_for_another_customer_or_operation_is_refused(customer_a, t
 
     other = CustomerFactory(tenant=tenant_a)
     earn(customer_a, "500.00", key="shared")
-    with pytest.raises(LoyaltyKeyReused):
+    with pytest.raises(IdempotencyKeyReused):
         earn(other, "500.00", key="shared")
-    with pytest.raises(LoyaltyKeyReused):
+    with pytest.raises(IdempotencyKeyReused):
         redeem(customer_a, 100, key="shared")
 
 
@@ -234,7 +232,7 @@ def test_a_quote_changes_nothing(customer_a, earn, redeem, account_of, in_tenant
     with pytest.raises(InsufficientPoints):
         redeem(customer_a, 1001, dry_run=True)
     with in_tenant(customer_a.tenant_id):
-        assert LoyaltyOperation.objects.filter(kind="redeem").count() == 0
+        assert IdempotencyRecord.objects.filter(scope="loyalty", operation="redeem").count() == 0
 
 
 def test_a_quote_for_a_customer_without_an_account_creates_none(customer_a, redeem, in_tenant):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import IdempotencyKeyReused
 from loyalty.errors import (
     InvalidStamps,
-    LoyaltyKeyReused,
     RewardAlreadyRedeemed,
     RewardRevoked,
     StampRuleNotFound,
@@ -119,7 +119,7 @@ def test_explicit_stamps_are_idempotent(customer_a, coffee_rule, in_tenant):
     with in_tenant(customer_a.tenant_id):
         first = stamps_add(customer=customer_a, rule_id=coffee_rule.pk, stamps=11, idempotency_key="s-1")
         again = stamps_add(customer=customer_a, rule_id=coffee_rule.pk, stamps=11, idempotency_key="s-1")
-        with pytest.raises(LoyaltyKeyReused):
+        with pytest.raises(IdempotencyKeyReused):
             stamps_add(customer=customer_a, rule_id=coffee_rule.pk, stamps=2, idempotency_key="s-1")
         with pytest.raises(InvalidStamps):
             stamps_add(customer=customer_a, rule_id=coffee_rule.pk, stamps=0, idempotency_key="s-2")

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from loyalty import clock, tasks
+from core import clock
+from loyalty import tasks
 from loyalty.schedule import BEAT_SCHEDULE
 from loyalty.services import tier_override_set
 

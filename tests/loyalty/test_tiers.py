@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import pytest
 
+from core import clock
 from core.models import OutboxEvent
-from loyalty import clock
 from loyalty.models import TierChange
 from loyalty.services import points_adjust, points_expire, tier_override_clear, tier_override_set, tier_review
 

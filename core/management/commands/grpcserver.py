@@ -11,6 +11,7 @@ forwards the stop signal to them. Prometheus metrics of each server process are 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
@@ -32,8 +33,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def metrics_port_from_env() -> int:
-    value = os.environ.get("GRPC_METRICS_PORT", "").strip()
-    return int(value) if value else DEFAULT_METRICS_PORT
+    """GRPC_METRICS_PORT of the settings (default 9107; 0 disables the endpoint)."""
+    return int(settings.GRPC_METRICS_PORT)
 
 
 class Command(BaseCommand):
@@ -93,8 +94,11 @@ class Command(BaseCommand):
     def serve(
         self, *, bind: str, port: int, workers: int, grace: float, metrics_port: int, share: int
     ) -> None:
-        from config.grpc_server import build_server, worker_count
         from core.rpc import start_metrics_server
+
+        # The project wires the servicers (GRPC_SERVER_MODULE, like ROOT_URLCONF): core knows no app and no config.
+        wiring = importlib.import_module(settings.GRPC_SERVER_MODULE)
+        build_server, worker_count = wiring.build_server, wiring.worker_count
 
         stop = threading.Event()
 

@@ -2,69 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from django.apps import apps
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from core.auth import SCOPES, issue_dev_token
+from core.demo import demo_seeders
 from core.errors import DomainError
 from core.models import Tenant, User
 from core.tenancy import tenant_context
-from customers.models import Customer
-from customers.services import address_create, customer_create
 
 DEMO_TENANT = "demo-market"
 DEMO_ADMIN = ("admin", "admin")
-DEMO_CUSTOMERS: list[dict[str, Any]] = [
-    {
-        "type": "individual",
-        "first_name": "Ana",
-        "last_name": "Pérez",
-        "email": "ana.perez@example.com",
-        "phone": "+56 9 6123 4567",
-        "document_number": "12.345.678-5",
-        "loyalty_card_number": "LC-0001",
-    },
-    {
-        "type": "individual",
-        "first_name": "Bruno",
-        "last_name": "Soto",
-        "email": "bruno.soto@example.com",
-        "phone": "9 7234 5678",
-        "document_number": "11.111.111-1",
-        "loyalty_card_number": "LC-0002",
-    },
-    {
-        "type": "individual",
-        "first_name": "Carla",
-        "last_name": "Muñoz",
-        "email": "carla@example.com",
-        "phone": "+56 9 8345 6789",
-        "loyalty_card_number": "LC-0003",
-    },
-    {
-        "type": "business",
-        "legal_name": "Constructora Andes SpA",
-        "trade_name": "Andes Construcciones",
-        "email": "compras@andes.example.com",
-        "phone": "+56 2 2123 4567",
-        "document_number": "76.086.428-5",
-        "salesperson": "Diego",
-        "route": "Norte",
-    },
-    {
-        "type": "business",
-        "legal_name": "Café del Puerto Ltda",
-        "trade_name": "Café del Puerto",
-        "email": "hola@cafedelpuerto.example.com",
-        "phone": "+56 32 212 3456",
-        "document_number": "77.777.777-7",
-    },
-]
 
 
 class Command(BaseCommand):
@@ -95,33 +46,14 @@ class Command(BaseCommand):
                 if group is not None:
                     manager.groups.add(group)
         with tenant_context(tenant):
-            if not Customer.objects.exists():
-                for data in DEMO_CUSTOMERS:
-                    customer = customer_create(tenant=tenant, data=data, actor="seed_demo")
-                    address_create(
-                        customer=customer,
-                        data={
-                            "kind": "shipping",
-                            "line1": "Av. Providencia 1234",
-                            "city": "Santiago",
-                            "country": "CL",
-                        },
-                        actor="seed_demo",
-                    )
-            # Each app may add its demo data in `<app>/demo.py` with a `seed(tenant)` function.
-            for config in apps.get_app_configs():
+            # Each app declares its demo data in `<app>/demo.py` (core.demo's registry), run in their order.
+            for seeder in demo_seeders():
                 try:
-                    module = importlib.import_module(f"{config.name}.demo")
-                except ModuleNotFoundError as exc:
-                    if exc.name != f"{config.name}.demo":
-                        raise
-                    continue
-                try:
-                    module.seed(tenant)
+                    seeder.seed(tenant)
                 except DomainError as exc:
                     # the demo data was changed since it was seeded (by hand or by an API test run): a second
                     # `make run` must still start, with that app's demo data left as it is
-                    self.stderr.write(f"Demo data of {config.label} left as it is: {exc.code}: {exc}")
+                    self.stderr.write(f"Demo data of {seeder.name} left as it is: {exc.code}: {exc}")
         token = issue_dev_token(
             tenant=DEMO_TENANT, user_id="demo", scopes=list(SCOPES), ttl_seconds=30 * 86400
         )

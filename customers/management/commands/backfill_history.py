@@ -10,9 +10,9 @@ the command can be re-run after an interruption. History only: past orders earn 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
@@ -40,7 +40,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         targets = self._targets(options["tenant"], options["customer"])
-        token = os.environ.get("ORDER_SERVICE_TOKEN") or None
+        token = settings.ORDER_SERVICE_TOKEN or None
         totals = BackfillCounts()
         failed: list[str] = []
         with OrderServiceClient(options["address"], token=token) as client:

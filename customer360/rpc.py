@@ -1,5 +1,5 @@
-"""gRPC door of customers: `GetCustomer`. Proto -> lookup -> selectors -> proto, answered from the cache when it
-holds a current snapshot (see customers/cache.py)."""
+"""gRPC door of the customer 360: `GetCustomer`. Proto -> lookup -> the selectors of every app -> proto, answered
+from the cache when it holds a current snapshot (see customers/cache.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The one clock every loyalty service reads, so that tests (and replays of old events) can move time.
+"""The one clock every service reads (loyalty, credit, idempotency records), so that tests (and replays of old
+events) can move time.
 
-Pending release, expiry, the tier window and the review dates all take "now" from `now()`. Tests freeze or
+Pending release, expiry, the tier window, due dates, overdue runs and hold expiry all take "now" from `now()`. Tests freeze or
 advance it with `frozen_at(...)` / `advance(...)` instead of sleeping. The setting is process-wide on purpose:
 threads started by a concurrency test see the same time as the test itself.
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
@@ -24,7 +26,14 @@ def now() -> datetime:
     return frozen if frozen is not None else timezone.now()
 
 
+def today(tz: str | None = None) -> date:
+    """Today's date in `tz` (a tenant's time zone), or in the project's time zone."""
+    zone = ZoneInfo(tz) if tz else timezone.get_default_timezone()
+    return now().astimezone(zone).date()
+
+
 def freeze(at: datetime) -> None:
+    """Stop the clock at `at` (aware) until `unfreeze()`; `frozen_at()` does the same for a block."""
     global _frozen
     if timezone.is_naive(at):
         raise ValueError("freeze() needs a timezone-aware datetime")
