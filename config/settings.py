@@ -76,10 +76,12 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "core.tenancy.AdminTenantMiddleware",
+    "core.backoffice.BackOfficeDisplayMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -98,6 +100,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "core.backoffice.back_office",
             ],
         },
     },
@@ -220,7 +224,11 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- i18n, static ---------------------------------------------------------------------------------------------
-LANGUAGE_CODE = "en-us"
+# English and Spanish (the businesses are in Latin America). Staff pick theirs in the admin (a cookie); API error
+# messages follow Accept-Language, else the tenant's language, else English.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("es", "Español")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

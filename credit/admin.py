@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -18,6 +19,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.admin import TenantScopedAdmin
+from core.admin_display import money_field
+from core.backoffice import displayed_for
 from core.errors import DomainError
 from core.models import Tenant
 from core.tenancy import current_tenant_slug, tenant_context
@@ -85,15 +88,26 @@ class HistoryInline(_ReadOnlyInline):
 class ChargeInline(_ReadOnlyInline):
     model = CreditCharge
     fk_name = "line"
-    fields = ["order_id", "amount", "outstanding", "charged_on", "due_date", "status", "paid_at"]
+    fields = [
+        "order_id",
+        "amount_display",
+        "outstanding_display",
+        "charged_on",
+        "due_date",
+        "status",
+        "paid_at",
+    ]
     readonly_fields = fields
+    amount_display = money_field("amount")
+    outstanding_display = money_field("outstanding")
     ordering = ["-created_at"]
 
 
 class HoldInline(_ReadOnlyInline):
     model = CreditHold
-    fields = ["order_id", "amount", "status", "expires_at", "created_at", "ended_at"]
+    fields = ["order_id", "amount_display", "status", "expires_at", "created_at", "ended_at"]
     readonly_fields = fields
+    amount_display = money_field("amount")
     ordering = ["-created_at"]
 
 
@@ -101,7 +115,11 @@ class HoldInline(_ReadOnlyInline):
 class CreditLineRequestForm(forms.ModelForm):
     """Asking for a line in the admin: the staff user becomes its requester (and so can never approve it)."""
 
-    customer = forms.ModelChoiceField(queryset=Customer.objects.none())
+    # A search box, not a drop-down of every business customer.
+    customer = forms.ModelChoiceField(
+        queryset=Customer.objects.none(),
+        widget=AutocompleteSelect(CreditLine._meta.get_field("customer"), admin.site),
+    )
     requested_limit = forms.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
     payment_terms_days = forms.IntegerField(min_value=0, max_value=services.MAX_TERMS_DAYS, initial=30)
     request_reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, label="Reason")
@@ -129,8 +147,8 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
     list_display = [
         "customer",
         "status",
-        "approved_limit",
-        "exposure",
+        "approved_limit_display",
+        "exposure_display",
         "available_display",
         "payment_terms_days",
         "requested_by",
@@ -140,6 +158,7 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
     list_filter = ["status"]
     search_fields = ["customer__legal_name", "customer__trade_name", "customer__document_number"]
     list_select_related = ["customer"]
+    autocomplete_fields = ["customer"]
     inlines = [HistoryInline, ChargeInline, HoldInline]
     actions = ["suspend_selected", "reinstate_selected", "close_selected"]
     change_list_template = "admin/credit/creditline/change_list.html"
@@ -148,10 +167,11 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
         "customer",
         "status",
         "currency",
-        "requested_limit",
-        "approved_limit",
-        "exposure",
-        "excess_allowance",
+        "requested_limit_display",
+        "approved_limit_display",
+        "exposure_display",
+        "excess_allowance_display",
+        "available_display",
         "payment_terms_days",
         "requested_by",
         "request_reason",
@@ -164,9 +184,11 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
         "decision_link",
     ]
 
-    @admin.display(description="available")
-    def available_display(self, obj: CreditLine) -> Decimal:
-        return obj.available
+    requested_limit_display = money_field("requested_limit", description="requested limit")
+    approved_limit_display = money_field("approved_limit", description="approved limit")
+    exposure_display = money_field("exposure")
+    excess_allowance_display = money_field("excess_allowance", description="excess allowance")
+    available_display = money_field("available", ordering="exposure")
 
     @admin.display(description="decision")
     def decision_link(self, obj: CreditLine) -> str:
@@ -301,7 +323,8 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
             "tenants": tenants,
             "bucket_labels": BUCKET_LABELS,
         }
-        return TemplateResponse(request, "admin/credit/aging.html", context)
+        with displayed_for(Tenant.objects.get(slug=slug)):
+            return TemplateResponse(request, "admin/credit/aging.html", context).render()
 
 
 BUCKET_LABELS = {
@@ -334,7 +357,7 @@ class CreditRequestAdmin(TenantScopedAdmin):
 
     list_display = [
         "customer",
-        "requested_limit",
+        "requested_limit_display",
         "payment_terms_days",
         "requested_by",
         "requested_at",
@@ -344,6 +367,8 @@ class CreditRequestAdmin(TenantScopedAdmin):
     search_fields = ["customer__legal_name", "customer__trade_name", "customer__document_number"]
     list_select_related = ["customer"]
     ordering = ["requested_at"]
+
+    requested_limit_display = money_field("requested_limit", description="requested limit")
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).filter(status=CreditLineStatus.REQUESTED)
@@ -425,6 +450,8 @@ class CreditRequestAdmin(TenantScopedAdmin):
                         return done
             line.refresh_from_db()
         customer = line.customer
+        is_own_request = services.same_actor(line.requested_by, actor_of(request))
+        is_pending = line.status == CreditLineStatus.REQUESTED
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -439,10 +466,15 @@ class CreditRequestAdmin(TenantScopedAdmin):
             "previous_lines": CreditLine.objects.filter(customer=customer).exclude(pk=line.pk),
             "approve_form": approve_form,
             "reject_form": reject_form,
-            "is_own_request": services.same_actor(line.requested_by, actor_of(request)),
-            "is_pending": line.status == CreditLineStatus.REQUESTED,
+            "is_own_request": is_own_request,
+            "is_pending": is_pending,
+            # Approve / Reject are offered only to someone who may decide this request (the service checks again).
+            "can_decide": is_pending and not is_own_request,
+            "customer_url": reverse("admin:customers_customer_360", args=[customer.pk]),
         }
-        return TemplateResponse(request, "admin/credit/creditline/decide.html", context)
+        with displayed_for(Tenant.objects.get(slug=line.tenant_id)):
+            # Rendered here, in the tenant's locale and time zone.
+            return TemplateResponse(request, "admin/credit/creditline/decide.html", context).render()
 
     def _decide(self, request: HttpRequest, line: CreditLine, call: Any, verb: str) -> HttpResponse | None:
         try:
@@ -468,7 +500,17 @@ class _ReadOnlyAdmin(TenantScopedAdmin):
 
 @admin.register(CreditCharge)
 class CreditChargeAdmin(_ReadOnlyAdmin):
-    list_display = ["order_id", "line", "amount", "outstanding", "due_date", "status", "paid_at"]
+    list_display = [
+        "order_id",
+        "line",
+        "amount_display",
+        "outstanding_display",
+        "due_date",
+        "status",
+        "paid_at",
+    ]
+    amount_display = money_field("amount")
+    outstanding_display = money_field("outstanding")
     list_filter = ["status"]
     search_fields = ["order_id", "line__customer__legal_name", "line__customer__trade_name"]
     list_select_related = ["line__customer"]
@@ -476,7 +518,8 @@ class CreditChargeAdmin(_ReadOnlyAdmin):
 
 @admin.register(CreditHold)
 class CreditHoldAdmin(_ReadOnlyAdmin):
-    list_display = ["order_id", "line", "amount", "status", "expires_at", "created_at"]
+    list_display = ["order_id", "line", "amount_display", "status", "expires_at", "created_at"]
+    amount_display = money_field("amount")
     list_filter = ["status"]
     search_fields = ["order_id"]
     list_select_related = ["line__customer"]
@@ -484,14 +527,26 @@ class CreditHoldAdmin(_ReadOnlyAdmin):
 
 @admin.register(CreditPayment)
 class CreditPaymentAdmin(_ReadOnlyAdmin):
-    list_display = ["payment_id", "line", "amount", "unapplied_amount", "received_at"]
+    list_display = ["payment_id", "line", "amount_display", "unapplied_display", "received_at"]
+    amount_display = money_field("amount")
+    unapplied_display = money_field("unapplied_amount", description="unapplied amount")
     search_fields = ["payment_id", "order_id"]
     list_select_related = ["line__customer"]
 
 
 @admin.register(CreditLedgerEntry)
 class CreditLedgerEntryAdmin(_ReadOnlyAdmin):
-    list_display = ["created_at", "line", "kind", "amount", "exposure_after", "order_id", "actor"]
+    list_display = [
+        "created_at",
+        "line",
+        "kind",
+        "amount_display",
+        "exposure_after_display",
+        "order_id",
+        "actor",
+    ]
+    amount_display = money_field("amount")
+    exposure_after_display = money_field("exposure_after", description="exposure after")
     list_filter = ["kind"]
     search_fields = ["order_id"]
     list_select_related = ["line__customer"]
@@ -499,7 +554,10 @@ class CreditLedgerEntryAdmin(_ReadOnlyAdmin):
 
 # --- Commercial terms ---------------------------------------------------------------------------------------------------
 class VolumeDiscountBracketForm(forms.ModelForm):
-    customer = forms.ModelChoiceField(queryset=Customer.objects.none())
+    customer = forms.ModelChoiceField(
+        queryset=Customer.objects.none(),
+        widget=AutocompleteSelect(VolumeDiscountBracket._meta.get_field("customer"), admin.site),
+    )
 
     class Meta:
         model = VolumeDiscountBracket
@@ -535,7 +593,16 @@ class VolumeDiscountBracketForm(forms.ModelForm):
 @admin.register(VolumeDiscountBracket)
 class VolumeDiscountBracketAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
     form = VolumeDiscountBracketForm
-    list_display = ["customer", "category", "min_amount", "discount_percent", "updated_by", "updated_at"]
+    list_display = [
+        "customer",
+        "category",
+        "min_amount_display",
+        "discount_percent",
+        "updated_by",
+        "updated_at",
+    ]
+    autocomplete_fields = ["customer"]
+    min_amount_display = money_field("min_amount", description="min amount")
     search_fields = ["customer__legal_name", "customer__trade_name", "category"]
     list_select_related = ["customer"]
 

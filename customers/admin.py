@@ -12,12 +12,15 @@ from core.admin import TenantScopedAdmin
 from core.errors import DomainError
 from core.models import Tenant
 from customers import services
+from customers.admin_360 import Customer360Mixin
 from customers.models import (
     Address,
     ChannelConsent,
     Customer,
     CustomerChange,
     CustomerMetrics,
+    CustomerStatus,
+    CustomerType,
     FavouriteOrder,
     Purchase,
     PurchaseItem,
@@ -64,6 +67,7 @@ class CustomerAdminForm(forms.ModelForm):
 
 class AddressInline(admin.TabularInline):
     model = Address
+    verbose_name_plural = "addresses"
     extra = 0
     fields = ["kind", "is_default", "label", "line1", "city", "region", "postal_code", "country"]
     readonly_fields = fields
@@ -139,9 +143,20 @@ class CustomerMetricsInline(admin.StackedInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(TenantScopedAdmin):
+class CustomerAdmin(Customer360Mixin, TenantScopedAdmin):
     form = CustomerAdminForm
-    list_display = ["display_name", "type", "email", "phone", "document_number", "status", "created_at"]
+    # Each name opens the customer's 360 page; the columns fit a 1366 px screen.
+    list_display = [
+        "name_360",
+        "type",
+        "email",
+        "phone",
+        "status",
+        "tier_column",
+        "segment_column",
+        "credit_column",
+    ]
+    list_display_links = None
     list_filter = ["type", "status", "salesperson", "route"]
     search_fields = [
         "first_name",
@@ -178,6 +193,13 @@ class CustomerAdmin(TenantScopedAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> Any:
+        """The customer pickers of the credit screens (autocomplete) offer business customers only."""
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if request.path.endswith("/autocomplete/") and request.GET.get("app_label") == "credit":
+            queryset = queryset.filter(type=CustomerType.BUSINESS).exclude(status=CustomerStatus.ERASED)
+        return queryset, may_have_duplicates
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -190,7 +190,7 @@ class CustomerSegment(TenantOwned):
         indexes = [models.Index(fields=["tenant", "segment"], name="customer_segment_segment_idx")]
 
     def __str__(self) -> str:
-        return f"{self.customer_id}: {self.segment}"
+        return f"{self.customer}: {self.segment}"
 
 
 class SegmentChange(TenantOwned):
@@ -228,7 +228,7 @@ class SegmentChange(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.customer_id}: {self.old_segment} → {self.new_segment} ({self.as_of})"
+        return f"{self.customer}: {self.old_segment} → {self.new_segment} ({self.as_of})"
 
     @property
     def reason(self) -> str:
