@@ -32,6 +32,11 @@ class TenantScopedAdmin(admin.ModelAdmin):
             exclude.append("tenant")
         return exclude
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Staff never see the tenant (it is always their own), nor a link to a tenant page they may not open.
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else [f for f in fields if f != "tenant"]
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if not change and not request.user.is_superuser:
             obj.tenant_id = request.user.tenant_id  # type: ignore[union-attr]

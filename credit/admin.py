@@ -205,7 +205,10 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return self.readonly_fields if obj is not None else []
+        if obj is None:
+            return []
+        # The link to the decision page only for who may decide.
+        return [f for f in self.readonly_fields if f != "decision_link" or can_approve(request)]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:

@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from core.admin import TenantScopedAdmin
+from core.admin_display import money_field
 from core.errors import DomainError
 from core.models import Tenant
 from customers import services
@@ -115,8 +116,9 @@ class ChangeInline(admin.TabularInline):
 class PurchaseInline(admin.TabularInline):
     model = Purchase
     extra = 0
-    fields = ["completed_at", "source", "source_id", "channel", "store_id", "total_amount", "currency"]
+    fields = ["completed_at", "source", "source_id", "channel", "store_id", "total"]
     readonly_fields = fields
+    total = money_field("total_amount", description="total")
     can_delete = False
     ordering = ["-completed_at"]
     verbose_name_plural = "Purchase history"
@@ -130,13 +132,16 @@ class CustomerMetricsInline(admin.StackedInline):
     can_delete = False
     fields = [
         "order_count",
-        "lifetime_value",
-        "average_order_value",
+        "lifetime_value_display",
+        "average_order_value_display",
         "first_purchase_at",
         "last_purchase_at",
         "purchase_frequency_days",
     ]
     readonly_fields = fields
+    verbose_name_plural = "metrics"
+    lifetime_value_display = money_field("lifetime_value", description="lifetime value")
+    average_order_value_display = money_field("average_order_value", description="average order value")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -233,7 +238,8 @@ class PurchaseItemInline(admin.TabularInline):
 
 @admin.register(Purchase)
 class PurchaseAdmin(TenantScopedAdmin):
-    list_display = ["completed_at", "source", "source_id", "customer", "total_amount", "currency", "channel"]
+    list_display = ["completed_at", "source", "source_id", "customer", "total", "channel"]
+    total = money_field("total_amount", description="total")
     list_filter = ["source", "channel"]
     search_fields = ["source_id", "customer__email", "customer__phone"]
     inlines = [PurchaseItemInline]

@@ -17,6 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.admin import TenantScopedAdmin
+from core.admin_display import points_field
 from core.errors import DomainError
 from loyalty import services
 from loyalty.models import (
@@ -234,12 +235,16 @@ class LoyaltyAccountAdmin(ReadOnlyMixin, TenantScopedAdmin):
     list_display = [
         "customer",
         "tier",
-        "available",
-        "pending",
-        "lifetime_earned",
-        "redeemed",
+        "available_points",
+        "pending_points",
+        "lifetime_earned_points",
+        "redeemed_points",
         "tier_review_at",
     ]
+    available_points = points_field("available")
+    pending_points = points_field("pending")
+    lifetime_earned_points = points_field("lifetime_earned", description="lifetime earned")
+    redeemed_points = points_field("redeemed")
     list_filter = ["tier", "earned_tier"]
     search_fields = ["customer__email", "customer__phone", "customer__first_name", "customer__last_name"]
     list_select_related = ["customer"]
@@ -274,6 +279,39 @@ class LoyaltyAccountAdmin(ReadOnlyMixin, TenantScopedAdmin):
             reverse("admin:loyalty_loyaltyaccount_adjust", args=[obj.pk]),
             reverse("admin:loyalty_loyaltyaccount_override", args=[obj.pk]),
         )
+
+    @admin.display(description="Actions")
+    def adjust_action(self, obj: LoyaltyAccount) -> str:
+        return format_html(
+            '<a class="button" href="{}">Adjust points</a>',
+            reverse("admin:loyalty_loyaltyaccount_adjust", args=[obj.pk]),
+        )
+
+    @admin.display(description="Actions")
+    def override_action(self, obj: LoyaltyAccount) -> str:
+        return format_html(
+            '<a class="button" href="{}">Override tier</a>',
+            reverse("admin:loyalty_loyaltyaccount_override", args=[obj.pk]),
+        )
+
+    def _actions_field(self, request: HttpRequest) -> str | None:
+        """The buttons the user may press: both, one, or none (a page that refuses is not offered)."""
+        adjust = request.user.has_perm("loyalty.adjust_points")
+        override = request.user.has_perm("loyalty.override_tier")
+        if adjust and override:
+            return "manual_actions"
+        return "adjust_action" if adjust else "override_action" if override else None
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        chosen = self._actions_field(request)
+        return [
+            (chosen if name == "manual_actions" else name)
+            for name in self.fields
+            if name != "manual_actions" or chosen is not None
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_fields(request, obj)
 
     def get_urls(self) -> list[Any]:
         return [

@@ -149,3 +149,29 @@ def chromium() -> None:
     from tests.browser import require_chromium
 
     require_chromium()
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    """Every page of the browser tests at 1366×900, the smallest laptop screen the back office is used on."""
+    return {**browser_context_args, "viewport": {"width": 1366, "height": 900}}
+
+
+SCREENSHOT_DIR_ENV = "SCREENSHOT_DIR"
+
+
+def screenshot_dir() -> Any:
+    from pathlib import Path
+
+    return Path(
+        os.environ.get(SCREENSHOT_DIR_ENV)
+        or Path(__file__).resolve().parent.parent / "test-results" / "screenshots"
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Name the folder the browser tests wrote their screenshots to, so that the CI log says where to look."""
+    folder = screenshot_dir()
+    shots = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    if shots:
+        terminalreporter.write_line(f"screenshots ({len(shots)}, 1366x900): {folder}")
