@@ -4,6 +4,7 @@
 #   make test         the test suite (PYTEST_ARGS='-k customers' to pass arguments to pytest)
 #   make lint / fmt   ruff + mypy / reformat
 #   make protos       regenerate the gRPC code from protos/ into ./zenlogic (done by run and test)
+#   make messages     extract the translatable strings into locale/es and compile the catalogue (needs gettext)
 #   make clean-data   delete .data/ (the embedded database)
 
 SHELL := /bin/bash
@@ -19,7 +20,7 @@ PROTOS_STAMP := zenlogic/.generated
 
 PYTEST_ARGS ?=
 
-.PHONY: help venv install protos run test lint fmt clean-data
+.PHONY: help venv install protos run test lint fmt messages clean-data
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -64,6 +65,14 @@ lint: $(INSTALLED) protos
 fmt: $(INSTALLED)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# --- translations: locale/<lang>/LC_MESSAGES/django.po (edited by hand) -> django.mo (committed, so that run and
+# test work without gettext) ---------------------------------------------------------------------------------------
+MESSAGES_IGNORE := --ignore='.venv/*' --ignore='tests/*' --ignore='bench/*' --ignore='zenlogic/*' --ignore='staticfiles/*'
+
+messages: $(INSTALLED)
+	$(PY) manage.py makemessages -l es --no-location $(MESSAGES_IGNORE)
+	$(PY) manage.py compilemessages -l es --ignore='.venv'
 
 # --- data -------------------------------------------------------------------------------------------------------
 clean-data:

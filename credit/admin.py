@@ -17,6 +17,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.admin import TenantScopedAdmin
 from core.admin_display import money_field
@@ -195,7 +197,9 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
         if obj.status != CreditLineStatus.REQUESTED:
             return "-"
         return format_html(
-            '<a href="{}">Review and decide</a>', reverse("admin:credit_creditrequest_decide", args=[obj.pk])
+            '<a href="{}">{}</a>',
+            reverse("admin:credit_creditrequest_decide", args=[obj.pk]),
+            _("Review and decide"),
         )
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
@@ -318,7 +322,7 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": "Credit aging",
+            "title": _("Credit aging"),
             "report": report,
             "rows": rows,
             "kpis": kpis,
@@ -331,27 +335,29 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
 
 
 BUCKET_LABELS = {
-    "current": "Current",
-    "1_30": "1-30 days",
-    "31_60": "31-60 days",
-    "61_90": "61-90 days",
-    "over_90": "Over 90 days",
+    "current": gettext_lazy("Current"),
+    "1_30": gettext_lazy("1-30 days"),
+    "31_60": gettext_lazy("31-60 days"),
+    "61_90": gettext_lazy("61-90 days"),
+    "over_90": gettext_lazy("Over 90 days"),
 }
 
 
 # --- The queue and the approval page ---------------------------------------------------------------------------------
 class ApproveForm(forms.Form):
     approved_limit = forms.DecimalField(
-        label="Credit limit", max_digits=14, decimal_places=2, min_value=Decimal("0.01")
+        label=gettext_lazy("Credit limit"), max_digits=14, decimal_places=2, min_value=Decimal("0.01")
     )
     payment_terms_days = forms.IntegerField(
-        label="Payment terms (days)", min_value=0, max_value=services.MAX_TERMS_DAYS
+        label=gettext_lazy("Payment terms (days)"), min_value=0, max_value=services.MAX_TERMS_DAYS
     )
-    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    comment = forms.CharField(
+        label=gettext_lazy("Comment"), widget=forms.Textarea(attrs={"rows": 2}), required=False
+    )
 
 
 class RejectForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(label=gettext_lazy("Reason"), widget=forms.Textarea(attrs={"rows": 2}))
 
 
 @admin.register(CreditRequest)
@@ -379,8 +385,9 @@ class CreditRequestAdmin(TenantScopedAdmin):
     @admin.display(description="")
     def review(self, obj: CreditLine) -> str:
         return format_html(
-            '<a class="button" href="{}">Review</a>',
+            '<a class="button" href="{}">{}</a>',
             reverse("admin:credit_creditrequest_decide", args=[obj.pk]),
+            _("Review"),
         )
 
     def has_module_permission(self, request: HttpRequest) -> bool:
@@ -434,7 +441,7 @@ class CreditRequestAdmin(TenantScopedAdmin):
                             payment_terms_days=approve_form.cleaned_data["payment_terms_days"],
                             comment=approve_form.cleaned_data["comment"],
                         ),
-                        "approved",
+                        _("approved"),
                     )
                     if done:
                         return done
@@ -447,7 +454,7 @@ class CreditRequestAdmin(TenantScopedAdmin):
                         lambda: services.credit_line_reject(
                             line=line, decided_by=actor_of(request), reason=reject_form.cleaned_data["reason"]
                         ),
-                        "rejected",
+                        _("rejected"),
                     )
                     if done:
                         return done
@@ -458,7 +465,7 @@ class CreditRequestAdmin(TenantScopedAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": f"Credit request of {customer}",
+            "title": _("Credit request of %(customer)s") % {"customer": customer},
             "line": line,
             "customer": customer,
             "summary": selectors.credit_summary(customer),
@@ -485,7 +492,11 @@ class CreditRequestAdmin(TenantScopedAdmin):
         except DomainError as exc:
             self.message_user(request, exc.message, level=messages.ERROR)
             return None
-        self.message_user(request, f"The credit line of {line.customer} was {verb}.", level=messages.SUCCESS)
+        self.message_user(
+            request,
+            _("The credit line of %(customer)s was %(verb)s.") % {"customer": line.customer, "verb": verb},
+            level=messages.SUCCESS,
+        )
         return HttpResponseRedirect(reverse("admin:credit_creditrequest_changelist"))
 
 

@@ -15,6 +15,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.admin import TenantScopedAdmin
 from core.admin_display import points_field
@@ -272,27 +274,22 @@ class LoyaltyAccountAdmin(ReadOnlyMixin, TenantScopedAdmin):
     readonly_fields = fields
     # Balances change only through services; the page is for reading and for the two forms below.
 
-    @admin.display(description="Actions")
+    def _button(self, obj: LoyaltyAccount, action: str) -> str:
+        label = {"adjust": _("Adjust points"), "override": _("Override tier")}[action]
+        url = reverse(f"admin:loyalty_loyaltyaccount_{action}", args=[obj.pk])
+        return format_html('<a class="button" href="{}">{}</a>', url, label)
+
+    @admin.display(description=gettext_lazy("Actions"))
     def manual_actions(self, obj: LoyaltyAccount) -> str:
-        return format_html(
-            '<a class="button" href="{}">Adjust points</a>&nbsp;<a class="button" href="{}">Override tier</a>',
-            reverse("admin:loyalty_loyaltyaccount_adjust", args=[obj.pk]),
-            reverse("admin:loyalty_loyaltyaccount_override", args=[obj.pk]),
-        )
+        return format_html("{}&nbsp;{}", self._button(obj, "adjust"), self._button(obj, "override"))
 
-    @admin.display(description="Actions")
+    @admin.display(description=gettext_lazy("Actions"))
     def adjust_action(self, obj: LoyaltyAccount) -> str:
-        return format_html(
-            '<a class="button" href="{}">Adjust points</a>',
-            reverse("admin:loyalty_loyaltyaccount_adjust", args=[obj.pk]),
-        )
+        return self._button(obj, "adjust")
 
-    @admin.display(description="Actions")
+    @admin.display(description=gettext_lazy("Actions"))
     def override_action(self, obj: LoyaltyAccount) -> str:
-        return format_html(
-            '<a class="button" href="{}">Override tier</a>',
-            reverse("admin:loyalty_loyaltyaccount_override", args=[obj.pk]),
-        )
+        return self._button(obj, "override")
 
     def _actions_field(self, request: HttpRequest) -> str | None:
         """The buttons the user may press: both, one, or none (a page that refuses is not offered)."""
