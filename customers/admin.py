@@ -154,8 +154,7 @@ class CustomerAdmin(Customer360Mixin, TenantScopedAdmin):
     list_display = [
         "name_360",
         "type",
-        "email",
-        "phone",
+        "contact",
         "status",
         "tier_column",
         "segment_column",

@@ -478,6 +478,14 @@ class Customer360Mixin:
             '<a href="{}">{}</a>', reverse("admin:customers_customer_360", args=[obj.pk]), obj.display_name
         )
 
+    @admin.display(description=gettext_lazy("contact"), ordering="email")
+    def contact(self, obj: Customer) -> str:
+        return format_html('{}<br><span class="quiet">{}</span>', obj.email or "—", obj.phone or "")
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        # A superuser's extra tenant column shows the short slug: the list still fits 1366 px.
+        return ["tenant_id" if name == "tenant" else name for name in super().get_list_display(request)]  # type: ignore[misc]
+
     @admin.display(description=gettext_lazy("tier"))
     def tier_column(self, obj: Customer) -> str:
         return (getattr(obj, "list_tier", "") or "—").title()
