@@ -80,7 +80,9 @@ def api_client_for(make_token: Callable[..., str]) -> Callable[..., Any]:
     from rest_framework.test import APIClient
 
     def _client(tenant: Any, scopes: list[str] | None = None, user_id: str = "tester") -> APIClient:
-        client = APIClient()
+        # The suite's callers read English unless a test asks otherwise (an API message otherwise follows the
+        # tenant's language, Spanish for the Chilean tenant_a).
+        client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(tenant, scopes, user_id)}")
         return client
 
