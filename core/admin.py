@@ -8,10 +8,11 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.http import HttpRequest
 
+from core.admin_display import ReadableMoneyAdmin
 from core.models import OutboxEvent, Tenant, User
 
 
-class TenantScopedAdmin(admin.ModelAdmin):
+class TenantScopedAdmin(ReadableMoneyAdmin, admin.ModelAdmin):
     """Staff see and create rows of their own tenant only (RLS enforces it too); superusers see every tenant."""
 
     def get_list_display(self, request: HttpRequest) -> Any:

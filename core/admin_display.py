@@ -6,11 +6,13 @@ field, else its tenant's), the staff user's tenant locale (a superuser reads eac
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin
+from django.db import models
 from django.utils.html import format_html
 
 from core.backoffice import _display_locale
@@ -70,3 +72,65 @@ def points_field(name: str, *, description: str | None = None) -> Callable[..., 
         )
 
     return show
+
+
+# Decimal fields that are not money: ratios, rates, shares, quantities, days.
+NOT_MONEY = re.compile(r"percent|quantity|days|rate|share|multiplier|ratio")
+SHOWN = "__shown"
+
+
+def money_field_names(model: Any) -> set[str]:
+    return {
+        f.name
+        for f in model._meta.get_fields()
+        if isinstance(f, models.DecimalField) and not NOT_MONEY.search(f.name)
+    }
+
+
+class ReadableMoneyAdmin:
+    """Every money field a page shows without an input (list columns, read-only fields, view-only pages) is shown
+    as people read it. An editable field stays the exact decimal the form needs.
+
+    The money fields are found on the model (its DecimalFields that are not rates, shares, quantities or days);
+    each is shown through a display method `<name>__shown` made here."""
+
+    model: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.money_fields = money_field_names(self.model)
+        for name in self.money_fields:
+            label = self.model._meta.get_field(name).verbose_name
+            shown = admin.display(description=label, ordering=name)(
+                lambda obj, name=name: row_money(obj, getattr(obj, name))
+            )
+            setattr(self, name + SHOWN, shown)
+
+    def _shown(self, names: Any) -> list[Any]:
+        return [f"{n}{SHOWN}" if isinstance(n, str) and n in self.money_fields else n for n in names]
+
+    def get_list_display(self, request: Any) -> Any:
+        return self._shown(super().get_list_display(request))  # type: ignore[misc]
+
+    def get_readonly_fields(self, request: Any, obj: Any = None) -> Any:
+        names = list(super().get_readonly_fields(request, obj))  # type: ignore[misc]
+        if not self.has_change_permission(request, obj):  # type: ignore[attr-defined]
+            names += sorted(self.money_fields - set(names))  # a view-only page shows every field read-only
+        return self._shown(names)
+
+    def get_fieldsets(self, request: Any, obj: Any = None) -> Any:
+        readonly = set(self.get_readonly_fields(request, obj))
+        fieldsets = super().get_fieldsets(request, obj)  # type: ignore[misc]
+        return [
+            (
+                title,
+                {
+                    **options,
+                    "fields": [
+                        f"{n}{SHOWN}" if isinstance(n, str) and f"{n}{SHOWN}" in readonly else n
+                        for n in options["fields"]
+                    ],
+                },
+            )
+            for title, options in fieldsets
+        ]

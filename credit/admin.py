@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core.admin import TenantScopedAdmin
-from core.admin_display import money_field
+from core.admin_display import ReadableMoneyAdmin, money_field
 from core.backoffice import displayed_for
 from core.errors import DomainError
 from core.models import Tenant
@@ -69,7 +69,7 @@ class _ServiceRefusalAsMessage(admin.ModelAdmin):
             return HttpResponseRedirect(request.get_full_path())
 
 
-class _ReadOnlyInline(admin.TabularInline):
+class _ReadOnlyInline(ReadableMoneyAdmin, admin.TabularInline):
     extra = 0
     can_delete = False
 
@@ -92,24 +92,21 @@ class ChargeInline(_ReadOnlyInline):
     fk_name = "line"
     fields = [
         "order_id",
-        "amount_display",
-        "outstanding_display",
+        "amount",
+        "outstanding",
         "charged_on",
         "due_date",
         "status",
         "paid_at",
     ]
     readonly_fields = fields
-    amount_display = money_field("amount")
-    outstanding_display = money_field("outstanding")
     ordering = ["-created_at"]
 
 
 class HoldInline(_ReadOnlyInline):
     model = CreditHold
-    fields = ["order_id", "amount_display", "status", "expires_at", "created_at", "ended_at"]
+    fields = ["order_id", "amount", "status", "expires_at", "created_at", "ended_at"]
     readonly_fields = fields
-    amount_display = money_field("amount")
     ordering = ["-created_at"]
 
 
@@ -149,8 +146,8 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
     list_display = [
         "customer",
         "status",
-        "approved_limit_display",
-        "exposure_display",
+        "approved_limit",
+        "exposure",
         "available_display",
         "payment_terms_days",
         "status_changed_at",
@@ -167,10 +164,10 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
         "customer",
         "status",
         "currency",
-        "requested_limit_display",
-        "approved_limit_display",
-        "exposure_display",
-        "excess_allowance_display",
+        "requested_limit",
+        "approved_limit",
+        "exposure",
+        "excess_allowance",
         "available_display",
         "payment_terms_days",
         "requested_by",
@@ -183,11 +180,6 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
         "status_changed_at",
         "decision_link",
     ]
-
-    requested_limit_display = money_field("requested_limit", description="requested limit")
-    approved_limit_display = money_field("approved_limit", description="approved limit")
-    exposure_display = money_field("exposure")
-    excess_allowance_display = money_field("excess_allowance", description="excess allowance")
     available_display = money_field("available", ordering="exposure")
 
     @admin.display(description="decision")
@@ -210,7 +202,8 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
         if obj is None:
             return []
         # The link to the decision page only for who may decide.
-        return [f for f in self.readonly_fields if f != "decision_link" or can_approve(request)]
+        fields = super().get_readonly_fields(request, obj)
+        return [f for f in fields if f != "decision_link" or can_approve(request)]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
@@ -364,7 +357,7 @@ class CreditRequestAdmin(TenantScopedAdmin):
 
     list_display = [
         "customer",
-        "requested_limit_display",
+        "requested_limit",
         "payment_terms_days",
         "requested_by",
         "requested_at",
@@ -374,8 +367,6 @@ class CreditRequestAdmin(TenantScopedAdmin):
     search_fields = ["customer__legal_name", "customer__trade_name", "customer__document_number"]
     list_select_related = ["customer"]
     ordering = ["requested_at"]
-
-    requested_limit_display = money_field("requested_limit", description="requested limit")
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).filter(status=CreditLineStatus.REQUESTED)
@@ -515,14 +506,12 @@ class CreditChargeAdmin(_ReadOnlyAdmin):
     list_display = [
         "order_id",
         "line",
-        "amount_display",
-        "outstanding_display",
+        "amount",
+        "outstanding",
         "due_date",
         "status",
         "paid_at",
     ]
-    amount_display = money_field("amount")
-    outstanding_display = money_field("outstanding")
     list_filter = ["status"]
     search_fields = ["order_id", "line__customer__legal_name", "line__customer__trade_name"]
     list_select_related = ["line__customer"]
@@ -530,8 +519,7 @@ class CreditChargeAdmin(_ReadOnlyAdmin):
 
 @admin.register(CreditHold)
 class CreditHoldAdmin(_ReadOnlyAdmin):
-    list_display = ["order_id", "line", "amount_display", "status", "expires_at", "created_at"]
-    amount_display = money_field("amount")
+    list_display = ["order_id", "line", "amount", "status", "expires_at", "created_at"]
     list_filter = ["status"]
     search_fields = ["order_id"]
     list_select_related = ["line__customer"]
@@ -539,9 +527,7 @@ class CreditHoldAdmin(_ReadOnlyAdmin):
 
 @admin.register(CreditPayment)
 class CreditPaymentAdmin(_ReadOnlyAdmin):
-    list_display = ["payment_id", "line", "amount_display", "unapplied_display", "received_at"]
-    amount_display = money_field("amount")
-    unapplied_display = money_field("unapplied_amount", description="unapplied amount")
+    list_display = ["payment_id", "line", "amount", "unapplied_amount", "received_at"]
     search_fields = ["payment_id", "order_id"]
     list_select_related = ["line__customer"]
 
@@ -552,13 +538,11 @@ class CreditLedgerEntryAdmin(_ReadOnlyAdmin):
         "created_at",
         "line",
         "kind",
-        "amount_display",
-        "exposure_after_display",
+        "amount",
+        "exposure_after",
         "order_id",
         "actor",
     ]
-    amount_display = money_field("amount")
-    exposure_after_display = money_field("exposure_after", description="exposure after")
     list_filter = ["kind"]
     search_fields = ["order_id"]
     list_select_related = ["line__customer"]
@@ -608,13 +592,12 @@ class VolumeDiscountBracketAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
     list_display = [
         "customer",
         "category",
-        "min_amount_display",
+        "min_amount",
         "discount_percent",
         "updated_by",
         "updated_at",
     ]
     autocomplete_fields = ["customer"]
-    min_amount_display = money_field("min_amount", description="min amount")
     search_fields = ["customer__legal_name", "customer__trade_name", "category"]
     list_select_related = ["customer"]
 

@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from core.admin import TenantScopedAdmin
-from core.admin_display import money_field
+from core.admin_display import ReadableMoneyAdmin
 from core.errors import DomainError
 from core.models import Tenant
 from customers import services
@@ -113,12 +113,11 @@ class ChangeInline(admin.TabularInline):
         return False
 
 
-class PurchaseInline(admin.TabularInline):
+class PurchaseInline(ReadableMoneyAdmin, admin.TabularInline):
     model = Purchase
     extra = 0
-    fields = ["completed_at", "source", "source_id", "channel", "store_id", "total"]
+    fields = ["completed_at", "source", "source_id", "channel", "store_id", "total_amount"]
     readonly_fields = fields
-    total = money_field("total_amount", description="total")
     can_delete = False
     ordering = ["-completed_at"]
     verbose_name_plural = "Purchase history"
@@ -127,21 +126,19 @@ class PurchaseInline(admin.TabularInline):
         return False
 
 
-class CustomerMetricsInline(admin.StackedInline):
+class CustomerMetricsInline(ReadableMoneyAdmin, admin.StackedInline):
     model = CustomerMetrics
     can_delete = False
     fields = [
         "order_count",
-        "lifetime_value_display",
-        "average_order_value_display",
+        "lifetime_value",
+        "average_order_value",
         "first_purchase_at",
         "last_purchase_at",
         "purchase_frequency_days",
     ]
     readonly_fields = fields
     verbose_name_plural = "metrics"
-    lifetime_value_display = money_field("lifetime_value", description="lifetime value")
-    average_order_value_display = money_field("average_order_value", description="average order value")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -227,7 +224,7 @@ class CustomerAdmin(Customer360Mixin, TenantScopedAdmin):
         self.message_user(request, f"Erased {queryset.count()} customer(s).")
 
 
-class PurchaseItemInline(admin.TabularInline):
+class PurchaseItemInline(ReadableMoneyAdmin, admin.TabularInline):
     model = PurchaseItem
     extra = 0
     fields = ["sku", "category", "quantity", "unit_price"]
@@ -237,8 +234,7 @@ class PurchaseItemInline(admin.TabularInline):
 
 @admin.register(Purchase)
 class PurchaseAdmin(TenantScopedAdmin):
-    list_display = ["completed_at", "source", "source_id", "customer", "total", "channel"]
-    total = money_field("total_amount", description="total")
+    list_display = ["completed_at", "source", "source_id", "customer", "total_amount", "channel"]
     list_filter = ["source", "channel"]
     search_fields = ["source_id", "customer__email", "customer__phone"]
     inlines = [PurchaseItemInline]

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core.admin import TenantScopedAdmin
-from core.admin_display import points_field
+from core.admin_display import ReadableMoneyAdmin, points_field
 from core.errors import DomainError
 from loyalty import services
 from loyalty.models import (
@@ -182,7 +182,7 @@ class LoyaltyProgramAdmin(TenantScopedAdmin):
 
 
 # --- Accounts -------------------------------------------------------------------------------------------------
-class _ReadOnlyInline(ReadOnlyMixin, admin.TabularInline):
+class _ReadOnlyInline(ReadableMoneyAdmin, ReadOnlyMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False

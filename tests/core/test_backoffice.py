@@ -33,7 +33,17 @@ MAX_PAGES = 400
 OBJECT_ID = re.compile(r"/(\d+|[0-9a-f]{8}-[0-9a-f-]{27}|demo-market)/")
 
 
-def crawl(client: Any, start: list[str]) -> dict[str, int]:
+# An amount as the database holds it ("1250000.00"): never what a person should read.
+RAW_AMOUNT = re.compile(r"(?<![\d.,])\d{3,}\.\d{2}(?![\d.])")
+
+
+def shown_text(html: str) -> str:
+    """The page's text, without tags, attributes, scripts and form inputs (an input holds a raw value on purpose)."""
+    html = re.sub(r"<(script|style|textarea|select)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def crawl(client: Any, start: list[str], raw_amounts: dict[str, str] | None = None) -> dict[str, int]:
     """Follow every admin link from `start`, one page per kind (the same path with another object id or another
     value of the same query keys is the same kind); the status of each page."""
     seen: dict[str, int] = {}
@@ -49,6 +59,9 @@ def crawl(client: Any, start: list[str]) -> dict[str, int]:
         response = client.get(url)
         seen[url] = response.status_code
         if response.status_code == 200 and "html" in response.get("Content-Type", ""):
+            found = RAW_AMOUNT.search(shown_text(response.content.decode()))
+            if found and raw_amounts is not None:
+                raw_amounts[url] = found.group()
             for href in re.findall(r'href="(/admin/[^"#]*)', response.content.decode()):
                 queue.append(href.replace("&amp;", "&"))
     return seen
@@ -61,9 +74,11 @@ def log_in(client: Any, username: str) -> None:
 @pytest.mark.parametrize("username", ["admin", "manager", "store"])
 def test_every_page_a_role_reaches_renders(client, demo, username):
     log_in(client, username)
-    pages = crawl(client, ["/admin/", "/admin/dashboard/"])
+    raw: dict[str, str] = {}
+    pages = crawl(client, ["/admin/", "/admin/dashboard/"], raw)
     bad = {url: status for url, status in pages.items() if status >= 400}
     assert not bad, f"{username} met {bad}"
+    assert not raw, f"amounts as the database holds them, not as people read them: {raw}"
     assert len(pages) > 30, f"the crawl of {username} found only {len(pages)} pages"
     andes_360 = [url for url in pages if url.endswith("/360/")]
     assert andes_360, "the customer 360 pages are linked from the customers list"
