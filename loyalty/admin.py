@@ -247,6 +247,21 @@ class LoyaltyAccountAdmin(ReadOnlyMixin, TenantScopedAdmin):
     pending_points = points_field("pending")
     lifetime_earned_points = points_field("lifetime_earned", description="lifetime earned")
     redeemed_points = points_field("redeemed")
+    expired_points = points_field("expired")
+    adjusted_points = points_field("adjusted")
+    unrecovered_points = points_field("unrecovered")
+    qualifying_points_points = points_field("qualifying_points", description="qualifying points")
+    # Balances shown grouped as the tenant reads numbers (5.875), through the displays above.
+    POINTS = {
+        "available",
+        "pending",
+        "lifetime_earned",
+        "redeemed",
+        "expired",
+        "adjusted",
+        "unrecovered",
+        "qualifying_points",
+    }
     list_filter = ["tier", "earned_tier"]
     search_fields = ["customer__email", "customer__phone", "customer__first_name", "customer__last_name"]
     list_select_related = ["customer"]
@@ -302,7 +317,7 @@ class LoyaltyAccountAdmin(ReadOnlyMixin, TenantScopedAdmin):
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         chosen = self._actions_field(request)
         return [
-            (chosen if name == "manual_actions" else name)
+            chosen if name == "manual_actions" else f"{name}_points" if name in self.POINTS else name
             for name in self.fields
             if name != "manual_actions" or chosen is not None
         ]
