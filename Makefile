@@ -6,6 +6,7 @@
 #   make install      the virtualenv with the test and lint tools
 #   make lint / fmt   ruff + mypy + import contracts / reformat
 #   make protos       regenerate the gRPC code from protos/ into ./zenlogic (done by run and test)
+#   make messages     extract the translatable strings into locale/es and compile the catalogue (needs gettext)
 #   make clean-data   delete .data/ (the embedded database)
 
 SHELL := /bin/bash
@@ -22,7 +23,7 @@ PROTOS_STAMP := zenlogic/.generated
 
 PYTEST_ARGS ?=
 
-.PHONY: help venv install protos run test lint fmt clean-data
+.PHONY: help venv install protos run test lint fmt messages clean-data
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -72,6 +73,14 @@ lint: $(DEV_INSTALLED) protos
 fmt: $(DEV_INSTALLED)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# --- translations: locale/<lang>/LC_MESSAGES/django.po (edited by hand) -> django.mo (committed, so that run and
+# test work without gettext) ---------------------------------------------------------------------------------------
+MESSAGES_IGNORE := --ignore='.venv/*' --ignore='tests/*' --ignore='bench/*' --ignore='zenlogic/*' --ignore='staticfiles/*'
+
+messages: $(INSTALLED)
+	$(PY) manage.py makemessages -l es --no-location $(MESSAGES_IGNORE)
+	$(PY) manage.py compilemessages -l es --ignore='.venv'
 
 # --- data -------------------------------------------------------------------------------------------------------
 clean-data:

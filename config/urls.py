@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
@@ -12,6 +13,12 @@ api_v1 = [
     path("", include("credit.urls")),
     path("", include("segmentation.urls")),
 ]
+
+admin.site.site_header = _("zenLogic — Customers")
+admin.site.site_title = _("zenLogic — Customers")
+admin.site.index_title = _("Back office")
+
+handler403 = "core.backoffice.permission_denied"
 
 urlpatterns = [
     path("health", health, name="health"),
@@ -30,6 +37,7 @@ urlpatterns = [
         ),
         name="docs",
     ),
+    path("admin/i18n/", include("django.conf.urls.i18n")),
     path("admin/dashboard/", include("segmentation.dashboard_urls")),
     path("admin/", admin.site.urls),
 ]

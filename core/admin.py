@@ -8,10 +8,11 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.http import HttpRequest
 
+from core.admin_display import ReadableMoneyAdmin
 from core.models import OutboxEvent, Tenant, User
 
 
-class TenantScopedAdmin(admin.ModelAdmin):
+class TenantScopedAdmin(ReadableMoneyAdmin, admin.ModelAdmin):
     """Staff see and create rows of their own tenant only (RLS enforces it too); superusers see every tenant."""
 
     def get_list_display(self, request: HttpRequest) -> Any:
@@ -31,6 +32,11 @@ class TenantScopedAdmin(admin.ModelAdmin):
         if not request.user.is_superuser:
             exclude.append("tenant")
         return exclude
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Staff never see the tenant (it is always their own), nor a link to a tenant page they may not open.
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else [f for f in fields if f != "tenant"]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if not change and not request.user.is_superuser:

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from django.utils.translation import gettext_noop
 
 
 class DomainError(Exception):
     code: str = "error"
-    message: str = "The request failed."
+    message: str = gettext_noop("The request failed.")
 
     def __init__(self, message: str | None = None, *, code: str | None = None, **details: Any) -> None:
         self.message = message or self.message
@@ -31,80 +32,80 @@ class DomainError(Exception):
 
 class InvalidInput(DomainError):
     code = "invalid_input"
-    message = "The request is not valid."
+    message = gettext_noop("The request is not valid.")
 
 
 class Unauthenticated(DomainError):
     code = "invalid_token"
-    message = "The bearer token is missing or not valid."
+    message = gettext_noop("The bearer token is missing or not valid.")
 
 
 class PermissionDenied(DomainError):
     code = "permission_denied"
-    message = "The caller may not do this."
+    message = gettext_noop("The caller may not do this.")
 
 
 class NotFound(DomainError):
     code = "not_found"
-    message = "Not found."
+    message = gettext_noop("Not found.")
 
 
 class Conflict(DomainError):
     """A business rule refused the request (insufficient points, credit limit exceeded, ...)."""
 
     code = "conflict"
-    message = "A business rule refused the request."
+    message = gettext_noop("A business rule refused the request.")
 
 
 class IdempotencyKeyReused(DomainError):
     code = "idempotency_key_reused"
-    message = "This idempotency key was already used with another payload."
+    message = gettext_noop("This idempotency key was already used with another payload.")
 
 
 class ServiceUnavailable(DomainError):
     code = "service_unavailable"
-    message = "A service this request depends on is unavailable."
+    message = gettext_noop("A service this request depends on is unavailable.")
 
 
 # Errors shared by every app -----------------------------------------------------------------------------------
 class MissingToken(Unauthenticated):
     code = "missing_token"
-    message = "The request has no bearer token."
+    message = gettext_noop("The request has no bearer token.")
 
 
 class InvalidToken(Unauthenticated):
     code = "invalid_token"
-    message = "The bearer token is not valid."
+    message = gettext_noop("The bearer token is not valid.")
 
 
 class MissingScope(PermissionDenied):
     code = "missing_scope"
-    message = "The token lacks a scope this operation needs."
+    message = gettext_noop("The token lacks a scope this operation needs.")
 
 
 class UnknownTenant(PermissionDenied):
     code = "unknown_tenant"
-    message = "The token's tenant is not known to this service."
+    message = gettext_noop("The token's tenant is not known to this service.")
 
 
 class InvalidAmount(InvalidInput):
     code = "invalid_amount"
-    message = "The amount must be a positive decimal string."
+    message = gettext_noop("The amount must be a positive decimal string.")
 
 
 class InvalidCurrency(InvalidInput):
     code = "invalid_currency"
-    message = "The currency is not the tenant's currency."
+    message = gettext_noop("The currency is not the tenant's currency.")
 
 
 class InvalidCursor(InvalidInput):
     code = "invalid_cursor"
-    message = "The pagination cursor is not valid; start again from the first page."
+    message = gettext_noop("The pagination cursor is not valid; start again from the first page.")
 
 
 class ValidationFailed(InvalidInput):
     code = "validation_error"
-    message = "Some fields are not valid."
+    message = gettext_noop("Some fields are not valid.")
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.admin import TenantScopedAdmin
+from core.admin_display import ReadableMoneyAdmin, money_field
+from core.backoffice import displayed_for
 from core.errors import DomainError
 from core.models import Tenant
 from core.tenancy import current_tenant_slug, tenant_context
@@ -64,7 +69,7 @@ class _ServiceRefusalAsMessage(admin.ModelAdmin):
             return HttpResponseRedirect(request.get_full_path())
 
 
-class _ReadOnlyInline(admin.TabularInline):
+class _ReadOnlyInline(ReadableMoneyAdmin, admin.TabularInline):
     extra = 0
     can_delete = False
 
@@ -85,7 +90,15 @@ class HistoryInline(_ReadOnlyInline):
 class ChargeInline(_ReadOnlyInline):
     model = CreditCharge
     fk_name = "line"
-    fields = ["order_id", "amount", "outstanding", "charged_on", "due_date", "status", "paid_at"]
+    fields = [
+        "order_id",
+        "amount",
+        "outstanding",
+        "charged_on",
+        "due_date",
+        "status",
+        "paid_at",
+    ]
     readonly_fields = fields
     ordering = ["-created_at"]
 
@@ -101,7 +114,11 @@ class HoldInline(_ReadOnlyInline):
 class CreditLineRequestForm(forms.ModelForm):
     """Asking for a line in the admin: the staff user becomes its requester (and so can never approve it)."""
 
-    customer = forms.ModelChoiceField(queryset=Customer.objects.none())
+    # A search box, not a drop-down of every business customer.
+    customer = forms.ModelChoiceField(
+        queryset=Customer.objects.none(),
+        widget=AutocompleteSelect(CreditLine._meta.get_field("customer"), admin.site),
+    )
     requested_limit = forms.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
     payment_terms_days = forms.IntegerField(min_value=0, max_value=services.MAX_TERMS_DAYS, initial=30)
     request_reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, label="Reason")
@@ -133,13 +150,12 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
         "exposure",
         "available_display",
         "payment_terms_days",
-        "requested_by",
-        "decided_by",
         "status_changed_at",
-    ]
+    ]  # who asked and who decided: on the line's page (the list fits 1366 px)
     list_filter = ["status"]
     search_fields = ["customer__legal_name", "customer__trade_name", "customer__document_number"]
     list_select_related = ["customer"]
+    autocomplete_fields = ["customer"]
     inlines = [HistoryInline, ChargeInline, HoldInline]
     actions = ["suspend_selected", "reinstate_selected", "close_selected"]
     change_list_template = "admin/credit/creditline/change_list.html"
@@ -152,6 +168,7 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
         "approved_limit",
         "exposure",
         "excess_allowance",
+        "available_display",
         "payment_terms_days",
         "requested_by",
         "request_reason",
@@ -163,17 +180,16 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
         "status_changed_at",
         "decision_link",
     ]
-
-    @admin.display(description="available")
-    def available_display(self, obj: CreditLine) -> Decimal:
-        return obj.available
+    available_display = money_field("available", ordering="exposure")
 
     @admin.display(description="decision")
     def decision_link(self, obj: CreditLine) -> str:
         if obj.status != CreditLineStatus.REQUESTED:
             return "-"
         return format_html(
-            '<a href="{}">Review and decide</a>', reverse("admin:credit_creditrequest_decide", args=[obj.pk])
+            '<a href="{}">{}</a>',
+            reverse("admin:credit_creditrequest_decide", args=[obj.pk]),
+            _("Review and decide"),
         )
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
@@ -183,7 +199,11 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return self.readonly_fields if obj is not None else []
+        if obj is None:
+            return []
+        # The link to the decision page only for who may decide.
+        fields = super().get_readonly_fields(request, obj)
+        return [f for f in fields if f != "decision_link" or can_approve(request)]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
@@ -293,7 +313,7 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": "Credit aging",
+            "title": _("Credit aging"),
             "report": report,
             "rows": rows,
             "kpis": kpis,
@@ -301,31 +321,34 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
             "tenants": tenants,
             "bucket_labels": BUCKET_LABELS,
         }
-        return TemplateResponse(request, "admin/credit/aging.html", context)
+        with displayed_for(Tenant.objects.get(slug=slug)):
+            return TemplateResponse(request, "admin/credit/aging.html", context).render()
 
 
 BUCKET_LABELS = {
-    "current": "Current",
-    "1_30": "1-30 days",
-    "31_60": "31-60 days",
-    "61_90": "61-90 days",
-    "over_90": "Over 90 days",
+    "current": gettext_lazy("Current"),
+    "1_30": gettext_lazy("1-30 days"),
+    "31_60": gettext_lazy("31-60 days"),
+    "61_90": gettext_lazy("61-90 days"),
+    "over_90": gettext_lazy("Over 90 days"),
 }
 
 
 # --- The queue and the approval page ---------------------------------------------------------------------------------
 class ApproveForm(forms.Form):
     approved_limit = forms.DecimalField(
-        label="Credit limit", max_digits=14, decimal_places=2, min_value=Decimal("0.01")
+        label=gettext_lazy("Credit limit"), max_digits=14, decimal_places=2, min_value=Decimal("0.01")
     )
     payment_terms_days = forms.IntegerField(
-        label="Payment terms (days)", min_value=0, max_value=services.MAX_TERMS_DAYS
+        label=gettext_lazy("Payment terms (days)"), min_value=0, max_value=services.MAX_TERMS_DAYS
     )
-    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    comment = forms.CharField(
+        label=gettext_lazy("Comment"), widget=forms.Textarea(attrs={"rows": 2}), required=False
+    )
 
 
 class RejectForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(label=gettext_lazy("Reason"), widget=forms.Textarea(attrs={"rows": 2}))
 
 
 @admin.register(CreditRequest)
@@ -351,8 +374,9 @@ class CreditRequestAdmin(TenantScopedAdmin):
     @admin.display(description="")
     def review(self, obj: CreditLine) -> str:
         return format_html(
-            '<a class="button" href="{}">Review</a>',
+            '<a class="button" href="{}">{}</a>',
             reverse("admin:credit_creditrequest_decide", args=[obj.pk]),
+            _("Review"),
         )
 
     def has_module_permission(self, request: HttpRequest) -> bool:
@@ -406,7 +430,7 @@ class CreditRequestAdmin(TenantScopedAdmin):
                             payment_terms_days=approve_form.cleaned_data["payment_terms_days"],
                             comment=approve_form.cleaned_data["comment"],
                         ),
-                        "approved",
+                        _("approved"),
                     )
                     if done:
                         return done
@@ -419,16 +443,18 @@ class CreditRequestAdmin(TenantScopedAdmin):
                         lambda: services.credit_line_reject(
                             line=line, decided_by=actor_of(request), reason=reject_form.cleaned_data["reason"]
                         ),
-                        "rejected",
+                        _("rejected"),
                     )
                     if done:
                         return done
             line.refresh_from_db()
         customer = line.customer
+        is_own_request = services.same_actor(line.requested_by, actor_of(request))
+        is_pending = line.status == CreditLineStatus.REQUESTED
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": f"Credit request of {customer}",
+            "title": _("Credit request of %(customer)s") % {"customer": customer},
             "line": line,
             "customer": customer,
             "summary": selectors.credit_summary(customer),
@@ -439,10 +465,15 @@ class CreditRequestAdmin(TenantScopedAdmin):
             "previous_lines": CreditLine.objects.filter(customer=customer).exclude(pk=line.pk),
             "approve_form": approve_form,
             "reject_form": reject_form,
-            "is_own_request": services.same_actor(line.requested_by, actor_of(request)),
-            "is_pending": line.status == CreditLineStatus.REQUESTED,
+            "is_own_request": is_own_request,
+            "is_pending": is_pending,
+            # Approve / Reject are offered only to someone who may decide this request (the service checks again).
+            "can_decide": is_pending and not is_own_request,
+            "customer_url": reverse("admin:customers_customer_360", args=[customer.pk]),
         }
-        return TemplateResponse(request, "admin/credit/creditline/decide.html", context)
+        with displayed_for(Tenant.objects.get(slug=line.tenant_id)):
+            # Rendered here, in the tenant's locale and time zone.
+            return TemplateResponse(request, "admin/credit/creditline/decide.html", context).render()
 
     def _decide(self, request: HttpRequest, line: CreditLine, call: Any, verb: str) -> HttpResponse | None:
         try:
@@ -450,7 +481,11 @@ class CreditRequestAdmin(TenantScopedAdmin):
         except DomainError as exc:
             self.message_user(request, exc.message, level=messages.ERROR)
             return None
-        self.message_user(request, f"The credit line of {line.customer} was {verb}.", level=messages.SUCCESS)
+        self.message_user(
+            request,
+            _("The credit line of %(customer)s was %(verb)s.") % {"customer": line.customer, "verb": verb},
+            level=messages.SUCCESS,
+        )
         return HttpResponseRedirect(reverse("admin:credit_creditrequest_changelist"))
 
 
@@ -468,7 +503,15 @@ class _ReadOnlyAdmin(TenantScopedAdmin):
 
 @admin.register(CreditCharge)
 class CreditChargeAdmin(_ReadOnlyAdmin):
-    list_display = ["order_id", "line", "amount", "outstanding", "due_date", "status", "paid_at"]
+    list_display = [
+        "order_id",
+        "line",
+        "amount",
+        "outstanding",
+        "due_date",
+        "status",
+        "paid_at",
+    ]
     list_filter = ["status"]
     search_fields = ["order_id", "line__customer__legal_name", "line__customer__trade_name"]
     list_select_related = ["line__customer"]
@@ -491,7 +534,15 @@ class CreditPaymentAdmin(_ReadOnlyAdmin):
 
 @admin.register(CreditLedgerEntry)
 class CreditLedgerEntryAdmin(_ReadOnlyAdmin):
-    list_display = ["created_at", "line", "kind", "amount", "exposure_after", "order_id", "actor"]
+    list_display = [
+        "created_at",
+        "line",
+        "kind",
+        "amount",
+        "exposure_after",
+        "order_id",
+        "actor",
+    ]
     list_filter = ["kind"]
     search_fields = ["order_id"]
     list_select_related = ["line__customer"]
@@ -499,7 +550,10 @@ class CreditLedgerEntryAdmin(_ReadOnlyAdmin):
 
 # --- Commercial terms ---------------------------------------------------------------------------------------------------
 class VolumeDiscountBracketForm(forms.ModelForm):
-    customer = forms.ModelChoiceField(queryset=Customer.objects.none())
+    customer = forms.ModelChoiceField(
+        queryset=Customer.objects.none(),
+        widget=AutocompleteSelect(VolumeDiscountBracket._meta.get_field("customer"), admin.site),
+    )
 
     class Meta:
         model = VolumeDiscountBracket
@@ -535,7 +589,15 @@ class VolumeDiscountBracketForm(forms.ModelForm):
 @admin.register(VolumeDiscountBracket)
 class VolumeDiscountBracketAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
     form = VolumeDiscountBracketForm
-    list_display = ["customer", "category", "min_amount", "discount_percent", "updated_by", "updated_at"]
+    list_display = [
+        "customer",
+        "category",
+        "min_amount",
+        "discount_percent",
+        "updated_by",
+        "updated_at",
+    ]
+    autocomplete_fields = ["customer"]
     search_fields = ["customer__legal_name", "customer__trade_name", "category"]
     list_select_related = ["customer"]
 

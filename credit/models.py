@@ -173,7 +173,7 @@ class CreditHold(TenantOwned):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"Hold {self.amount} {self.currency} for {self.order_id} ({self.status})"
+        return f"Hold for {self.order_id} ({self.status})"
 
 
 class CreditChargeStatus(models.TextChoices):
@@ -230,7 +230,7 @@ class CreditCharge(TenantOwned):
         ordering = ["due_date", "created_at"]
 
     def __str__(self) -> str:
-        return f"Charge {self.amount} {self.currency} for {self.order_id} ({self.status})"
+        return f"Charge for {self.order_id} ({self.status})"
 
 
 class CreditPayment(TenantOwned):
@@ -260,7 +260,7 @@ class CreditPayment(TenantOwned):
         ordering = ["-received_at"]
 
     def __str__(self) -> str:
-        return f"Payment {self.payment_id} {self.amount} {self.currency}"
+        return f"Payment {self.payment_id}"
 
 
 class CreditPaymentAllocation(AppendOnlyLedger, TenantOwned):
@@ -276,7 +276,7 @@ class CreditPaymentAllocation(AppendOnlyLedger, TenantOwned):
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.amount} of {self.payment_id} to {self.charge_id}"
+        return f"Part of {self.payment_id} to {self.charge_id}"
 
 
 class CreditLedgerKind(models.TextChoices):
@@ -315,7 +315,7 @@ class CreditLedgerEntry(AppendOnlyLedger, TenantOwned):
         verbose_name_plural = "credit ledger entries"
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount}"
+        return f"{self.kind} {self.order_id or self.pk}"
 
 
 class VolumeDiscountBracket(TenantOwned):
@@ -344,4 +344,4 @@ class VolumeDiscountBracket(TenantOwned):
         ordering = ["category", "min_amount"]
 
     def __str__(self) -> str:
-        return f"{self.discount_percent}% from {self.min_amount}{' on ' + self.category if self.category else ''}"
+        return f"{self.discount_percent}% {'on ' + self.category if self.category else 'on everything'}"

@@ -195,6 +195,10 @@ def credit_kpis() -> dict[str, Any]:
         "lines_active": totals["lines_active"] or 0,
         "lines_on_hold": totals["lines_on_hold"] or 0,
         "lines_pending": CreditLine.objects.filter(status=CreditLineStatus.REQUESTED).count(),
+        "overdue_total": CreditCharge.objects.filter(status=CreditChargeStatus.OVERDUE).aggregate(
+            total=Sum("outstanding")
+        )["total"]
+        or ZERO,
     }
 
 
@@ -350,3 +354,11 @@ def commercial_terms(customer: Customer) -> CommercialTerms:
         payment_terms_days=line.payment_terms_days if line else None,
         volume_discounts=list(VolumeDiscountBracket.objects.filter(customer_id=customer.pk)),
     )
+
+
+def open_lines_by_customer(customer_ids: list[Any]) -> dict[Any, CreditLine]:
+    """Each customer's open credit line (requested, approved, on hold, suspended), for the customers list."""
+    return {
+        line.customer_id: line
+        for line in CreditLine.objects.filter(customer_id__in=customer_ids, status__in=OPEN_STATUSES)
+    }

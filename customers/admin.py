@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from core.admin import TenantScopedAdmin
+from core.admin_display import ReadableMoneyAdmin
 from core.errors import DomainError
 from core.models import Tenant
 from customers import services
@@ -18,6 +19,8 @@ from customers.models import (
     Customer,
     CustomerChange,
     CustomerMetrics,
+    CustomerStatus,
+    CustomerType,
     FavouriteOrder,
     Purchase,
     PurchaseItem,
@@ -64,6 +67,7 @@ class CustomerAdminForm(forms.ModelForm):
 
 class AddressInline(admin.TabularInline):
     model = Address
+    verbose_name_plural = "addresses"
     extra = 0
     fields = ["kind", "is_default", "label", "line1", "city", "region", "postal_code", "country"]
     readonly_fields = fields
@@ -108,10 +112,10 @@ class ChangeInline(admin.TabularInline):
         return False
 
 
-class PurchaseInline(admin.TabularInline):
+class PurchaseInline(ReadableMoneyAdmin, admin.TabularInline):
     model = Purchase
     extra = 0
-    fields = ["completed_at", "source", "source_id", "channel", "store_id", "total_amount", "currency"]
+    fields = ["completed_at", "source", "source_id", "channel", "store_id", "total_amount"]
     readonly_fields = fields
     can_delete = False
     ordering = ["-completed_at"]
@@ -121,7 +125,7 @@ class PurchaseInline(admin.TabularInline):
         return False
 
 
-class CustomerMetricsInline(admin.StackedInline):
+class CustomerMetricsInline(ReadableMoneyAdmin, admin.StackedInline):
     model = CustomerMetrics
     can_delete = False
     fields = [
@@ -133,6 +137,7 @@ class CustomerMetricsInline(admin.StackedInline):
         "purchase_frequency_days",
     ]
     readonly_fields = fields
+    verbose_name_plural = "metrics"
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -141,7 +146,17 @@ class CustomerMetricsInline(admin.StackedInline):
 @admin.register(Customer)
 class CustomerAdmin(TenantScopedAdmin):
     form = CustomerAdminForm
-    list_display = ["display_name", "type", "email", "phone", "document_number", "status", "created_at"]
+    # Each name opens the customer's 360 page; the columns fit a 1366 px screen.
+    list_display = [
+        "name_360",
+        "type",
+        "contact",
+        "status",
+        "tier_column",
+        "segment_column",
+        "credit_column",
+    ]
+    list_display_links = None
     list_filter = ["type", "status", "salesperson", "route"]
     search_fields = [
         "first_name",
@@ -179,6 +194,13 @@ class CustomerAdmin(TenantScopedAdmin):
         actions.pop("delete_selected", None)
         return actions
 
+    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> Any:
+        """The customer pickers of the credit screens (autocomplete) offer business customers only."""
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if request.path.endswith("/autocomplete/") and request.GET.get("app_label") == "credit":
+            queryset = queryset.filter(type=CustomerType.BUSINESS).exclude(status=CustomerStatus.ERASED)
+        return queryset, may_have_duplicates
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -201,7 +223,7 @@ class CustomerAdmin(TenantScopedAdmin):
         self.message_user(request, f"Erased {queryset.count()} customer(s).")
 
 
-class PurchaseItemInline(admin.TabularInline):
+class PurchaseItemInline(ReadableMoneyAdmin, admin.TabularInline):
     model = PurchaseItem
     extra = 0
     fields = ["sku", "category", "quantity", "unit_price"]
@@ -211,7 +233,7 @@ class PurchaseItemInline(admin.TabularInline):
 
 @admin.register(Purchase)
 class PurchaseAdmin(TenantScopedAdmin):
-    list_display = ["completed_at", "source", "source_id", "customer", "total_amount", "currency", "channel"]
+    list_display = ["completed_at", "source", "source_id", "customer", "total_amount", "channel"]
     list_filter = ["source", "channel"]
     search_fields = ["source_id", "customer__email", "customer__phone"]
     inlines = [PurchaseItemInline]

@@ -18,6 +18,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from core.errors import InvalidInput
 from core.money import CENTS, check_currency
@@ -32,7 +33,7 @@ MAX_PRICE = Decimal("999999999999.99")
 
 class InvalidPurchase(InvalidInput):
     code = "invalid_purchase"
-    message = "The purchase is not valid."
+    message = gettext_noop("The purchase is not valid.")
 
 
 def _decimal(value: Any, *, field: str, places: Decimal, maximum: Decimal) -> Decimal:

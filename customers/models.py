@@ -128,7 +128,7 @@ class CustomerPreferences(TenantOwned):
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"Preferences of {self.customer_id}"
+        return f"Preferences of {self.customer}"
 
 
 class ChannelConsent(TenantOwned):
@@ -254,4 +254,4 @@ class CustomerMetrics(TenantOwned):
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"Metrics of {self.customer_id}"
+        return f"Metrics of {self.customer}"

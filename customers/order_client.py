@@ -22,6 +22,7 @@ from typing import Any
 from uuid import UUID
 
 import grpc
+from django.utils.translation import gettext_noop
 
 from core.errors import ServiceUnavailable
 from core.logs import request_id_var
@@ -30,12 +31,12 @@ from zenlogic.order.v1 import order_service_pb2, order_service_pb2_grpc
 
 class OrderServiceUnavailable(ServiceUnavailable):
     code = "order_service_unavailable"
-    message = "The Order Service is unavailable."
+    message = gettext_noop("The Order Service is unavailable.")
 
 
 class OrderServiceFailed(ServiceUnavailable):
     code = "order_service_failed"
-    message = "The Order Service refused the request or answered something unreadable."
+    message = gettext_noop("The Order Service refused the request or answered something unreadable.")
 
 
 @dataclass(frozen=True)

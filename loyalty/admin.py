@@ -15,8 +15,11 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.admin import TenantScopedAdmin
+from core.admin_display import ReadableMoneyAdmin, points_field
 from core.errors import DomainError
 from loyalty import services
 from loyalty.models import (
@@ -179,7 +182,7 @@ class LoyaltyProgramAdmin(TenantScopedAdmin):
 
 
 # --- Accounts -------------------------------------------------------------------------------------------------
-class _ReadOnlyInline(ReadOnlyMixin, admin.TabularInline):
+class _ReadOnlyInline(ReadableMoneyAdmin, ReadOnlyMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
@@ -234,12 +237,31 @@ class LoyaltyAccountAdmin(ReadOnlyMixin, TenantScopedAdmin):
     list_display = [
         "customer",
         "tier",
+        "available_points",
+        "pending_points",
+        "lifetime_earned_points",
+        "redeemed_points",
+        "tier_review_at",
+    ]
+    available_points = points_field("available")
+    pending_points = points_field("pending")
+    lifetime_earned_points = points_field("lifetime_earned", description="lifetime earned")
+    redeemed_points = points_field("redeemed")
+    expired_points = points_field("expired")
+    adjusted_points = points_field("adjusted")
+    unrecovered_points = points_field("unrecovered")
+    qualifying_points_points = points_field("qualifying_points", description="qualifying points")
+    # Balances shown grouped as the tenant reads numbers (5.875), through the displays above.
+    POINTS = {
         "available",
         "pending",
         "lifetime_earned",
         "redeemed",
-        "tier_review_at",
-    ]
+        "expired",
+        "adjusted",
+        "unrecovered",
+        "qualifying_points",
+    }
     list_filter = ["tier", "earned_tier"]
     search_fields = ["customer__email", "customer__phone", "customer__first_name", "customer__last_name"]
     list_select_related = ["customer"]
@@ -267,13 +289,41 @@ class LoyaltyAccountAdmin(ReadOnlyMixin, TenantScopedAdmin):
     readonly_fields = fields
     # Balances change only through services; the page is for reading and for the two forms below.
 
-    @admin.display(description="Actions")
+    def _button(self, obj: LoyaltyAccount, action: str) -> str:
+        label = {"adjust": _("Adjust points"), "override": _("Override tier")}[action]
+        url = reverse(f"admin:loyalty_loyaltyaccount_{action}", args=[obj.pk])
+        return format_html('<a class="button" href="{}">{}</a>', url, label)
+
+    @admin.display(description=gettext_lazy("Actions"))
     def manual_actions(self, obj: LoyaltyAccount) -> str:
-        return format_html(
-            '<a class="button" href="{}">Adjust points</a>&nbsp;<a class="button" href="{}">Override tier</a>',
-            reverse("admin:loyalty_loyaltyaccount_adjust", args=[obj.pk]),
-            reverse("admin:loyalty_loyaltyaccount_override", args=[obj.pk]),
-        )
+        return format_html("{}&nbsp;{}", self._button(obj, "adjust"), self._button(obj, "override"))
+
+    @admin.display(description=gettext_lazy("Actions"))
+    def adjust_action(self, obj: LoyaltyAccount) -> str:
+        return self._button(obj, "adjust")
+
+    @admin.display(description=gettext_lazy("Actions"))
+    def override_action(self, obj: LoyaltyAccount) -> str:
+        return self._button(obj, "override")
+
+    def _actions_field(self, request: HttpRequest) -> str | None:
+        """The buttons the user may press: both, one, or none (a page that refuses is not offered)."""
+        adjust = request.user.has_perm("loyalty.adjust_points")
+        override = request.user.has_perm("loyalty.override_tier")
+        if adjust and override:
+            return "manual_actions"
+        return "adjust_action" if adjust else "override_action" if override else None
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        chosen = self._actions_field(request)
+        return [
+            chosen if name == "manual_actions" else f"{name}_points" if name in self.POINTS else name
+            for name in self.fields
+            if name != "manual_actions" or chosen is not None
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_fields(request, obj)
 
     def get_urls(self) -> list[Any]:
         return [

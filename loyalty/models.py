@@ -252,7 +252,7 @@ class LoyaltyAccount(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"Loyalty account of {self.customer_id}"
+        return f"Loyalty account of {self.customer}"
 
 
 class OperationKind(models.TextChoices):

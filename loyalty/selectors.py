@@ -362,3 +362,15 @@ def points_by_month(*, months: int) -> list[dict[str, Any]]:
             {"month": label, "issued": int(row.get("issued") or 0), "redeemed": int(row.get("redeemed") or 0)}
         )
     return result
+
+
+def tiers_by_customer(customer_ids: list[Any]) -> dict[Any, str]:
+    """The tier code of each customer that has an account (the customers list shows it per row)."""
+    return dict(
+        LoyaltyAccount.objects.filter(customer_id__in=customer_ids).values_list("customer_id", "tier")
+    )
+
+
+def account_id_for(customer: Customer) -> Any:
+    """The pk of the customer's loyalty account (its admin page), or None."""
+    return LoyaltyAccount.objects.filter(customer_id=customer.pk).values_list("pk", flat=True).first()

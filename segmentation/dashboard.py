@@ -9,17 +9,25 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from core.backoffice import displayed_for
+from core.display import money_display, number_display, percent_display, tenant_locale
 from core.errors import DomainError
 from core.models import Tenant
 from core.tenancy import tenant_context
-from segmentation.api import DEFAULT_PERIOD_DAYS, PeriodInput, default_end, kpis_jsonable
+from segmentation.api import DEFAULT_PERIOD_DAYS, PeriodInput, kpis_jsonable
 from segmentation.selectors import analytics_kpis
+
+APPROVE_PERMISSION = "credit.approve_creditline"
 
 
 def _tenant_for(request: HttpRequest) -> Tenant | None:
@@ -33,15 +41,20 @@ def _tenant_for(request: HttpRequest) -> Tenant | None:
     return (tenants.filter(slug=wanted).first() if wanted else None) or tenants.first()
 
 
+def _today(tenant: Tenant) -> date:
+    return timezone.now().astimezone(ZoneInfo(tenant.time_zone)).date()
+
+
 def _period(request: HttpRequest, tenant: Tenant) -> tuple[date, date, str]:
+    """The period asked for, else the last 30 days up to and including today (what a manager opens the page for)."""
     data = PeriodInput(data=request.GET)
     error = ""
     if not data.is_valid():
-        error = "The period is not valid; showing the last 30 days."
+        error = _("The period is not valid; showing the last 30 days.")
         values: dict[str, Any] = {}
     else:
         values = dict(data.validated_data)
-    end = values.get("end") or default_end(tenant)
+    end = values.get("end") or _today(tenant)
     start = values.get("start") or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
     return start, end, error
 
@@ -78,66 +91,119 @@ def _chart_data(report: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _percent(value: Decimal | None) -> str:
-    return "—" if value is None else f"{(value * 100).quantize(Decimal('0.1'))} %"
-
-
-def _cards(report: dict[str, Any]) -> list[dict[str, str]]:
-    """The KPI cards: label, value and the definition shown as a hint."""
+def _cards(report: dict[str, Any], tenant: Tenant, user: Any) -> list[dict[str, str]]:
+    """The KPI cards: label, value (money and counts as people read them), the definition as a hint, and where
+    the card leads."""
+    locale = tenant_locale(tenant)
     currency = report["currency"]
     definitions = report["definitions"]
-    cards = [
-        {"key": "active_customers", "label": "Active customers", "value": str(report["active_customers"])},
-        {"key": "retention_rate", "label": "Retention rate", "value": _percent(report["retention_rate"])},
+
+    def money(amount: Any) -> str:
+        return money_display(Decimal(amount or 0), currency, locale)
+
+    def count(value: Any) -> str:
+        return number_display(value or 0, locale)
+
+    cards: list[dict[str, str]] = []
+    credit = report["credit"]
+    if credit is not None:
+        queue = reverse("admin:credit_creditrequest_changelist") if user.has_perm(APPROVE_PERMISSION) else ""
+        lines = (
+            reverse("admin:credit_creditline_changelist") if user.has_perm("credit.view_creditline") else ""
+        )
+        cards += [
+            {
+                "key": "credit_pending",
+                "label": _("Credit requests waiting"),
+                "value": count(credit.get("lines_pending")),
+                "url": queue,
+            },
+            {
+                "key": "credit_overdue",
+                "label": _("Overdue credit"),
+                "value": money(credit.get("overdue_total")),
+                "url": reverse("admin:credit_creditline_aging") if lines else "",
+            },
+            {
+                "key": "credit_on_hold",
+                "label": _("Lines on hold"),
+                "value": count(credit.get("lines_on_hold")),
+                "url": f"{lines}?status__exact=on_hold" if lines else "",
+            },
+        ]
+    points = report["points"]
+    if points is not None:
+        cards.append(
+            {
+                "key": "liability",
+                "label": _("Points liability"),
+                "value": _("%(money)s (%(points)s points)")
+                % {
+                    "money": money(points.get("liability")),
+                    "points": count(points.get("outstanding_points")),
+                },
+            }
+        )
+    cards += [
         {
-            "key": "average_lifetime_value",
-            "label": "Average lifetime value",
-            "value": f"{report['average_lifetime_value']} {currency}",
+            "key": "active_customers",
+            "label": _("Active customers"),
+            "value": count(report["active_customers"]),
         },
         {
-            "key": "average_order_value",
-            "label": "Average order value",
-            "value": f"{report['average_order_value']} {currency}",
-        },
-        {
-            "key": "purchase_frequency",
-            "label": "Purchase frequency",
-            "value": f"{report['purchase_frequency']} / customer",
+            "key": "retention_rate",
+            "label": _("Retention rate"),
+            "value": percent_display(report["retention_rate"], locale),
         },
         {
             "key": "revenue",
-            "label": "Revenue",
-            "value": f"{report['revenue']} {currency} · {report['orders']} orders",
+            "label": _("Revenue"),
+            "value": _("%(money)s · %(orders)s orders")
+            % {"money": money(report["revenue"]), "orders": count(report["orders"])},
+        },
+        {
+            "key": "average_order_value",
+            "label": _("Average order value"),
+            "value": money(report["average_order_value"]),
+        },
+        {
+            "key": "average_lifetime_value",
+            "label": _("Average lifetime value"),
+            "value": money(report["average_lifetime_value"]),
+        },
+        {
+            "key": "purchase_frequency",
+            "label": _("Purchase frequency"),
+            "value": _("%(count)s / customer")
+            % {"count": number_display(report["purchase_frequency"], locale)},
         },
     ]
-    points = report["points"]
     if points is not None:
-        cards += [
+        cards.append(
             {
                 "key": "points",
-                "label": "Points issued / redeemed",
-                "value": f"{points.get('issued', 0)} / {points.get('redeemed', 0)}",
-            },
-            {
-                "key": "liability",
-                "label": "Outstanding points liability",
-                "value": f"{points.get('liability', 0)} {currency} ({points.get('outstanding_points', 0)} pts)",
-            },
-        ]
-    credit = report["credit"]
+                "label": _("Points issued / redeemed"),
+                "value": f"{count(points.get('issued'))} / {count(points.get('redeemed'))}",
+            }
+        )
     if credit is not None:
         cards.append(
             {
                 "key": "credit",
-                "label": "Credit used / available",
-                "value": f"{credit.get('used_total', 0)} / {credit.get('available_total', 0)} {currency} "
-                f"({_percent(credit.get('utilisation'))} used)",
+                "label": _("Credit used / available"),
+                "value": _("%(used)s / %(available)s (%(ratio)s used)")
+                % {
+                    "used": money(credit.get("used_total")),
+                    "available": money(credit.get("available_total")),
+                    "ratio": percent_display(credit.get("utilisation"), locale),
+                },
             }
         )
     segments = report["segments"]
-    cards.append({"key": "vip", "label": "VIP customers", "value": str(segments.get("vip_count", 0))})
+    cards.append({"key": "vip", "label": _("VIP customers"), "value": count(segments.get("vip_count", 0))})
     for card in cards:
         card["hint"] = definitions.get(card["key"], "")
+        card.setdefault("url", "")
     return cards
 
 
@@ -145,12 +211,12 @@ def _cards(report: dict[str, Any]) -> list[dict[str, str]]:
 def dashboard(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {
         **admin.site.each_context(request),
-        "title": "Dashboard",
+        "title": _("Dashboard"),
         "tenants": list(Tenant.objects.order_by("slug")) if request.user.is_superuser else [],
     }
     tenant = _tenant_for(request)
     if tenant is None:
-        context["error"] = "Your staff account belongs to no tenant."
+        context["error"] = _("Your staff account belongs to no tenant.")
         return TemplateResponse(request, "admin/segmentation/dashboard.html", context)
     start, end, error = _period(request, tenant)
     try:
@@ -158,7 +224,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             report = analytics_kpis(start=start, end=end)
     except DomainError as exc:
         error = exc.message
-        end = default_end(tenant)
+        end = _today(tenant)
         start = end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
         with tenant_context(tenant):
             report = analytics_kpis(start=start, end=end)
@@ -167,9 +233,24 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         subtitle=tenant.name,
         error=error,
         report=report,
-        chart_data=_chart_data(report),
-        cards=_cards(report),
+        chart_data={
+            **_chart_data(report),
+            "locale": tenant_locale(tenant).replace("_", "-"),
+            "text": _chart_text(),
+        },
+        cards=_cards(report, tenant, request.user),
         start=start,
         end=end,
     )
-    return TemplateResponse(request, "admin/segmentation/dashboard.html", context)
+    with displayed_for(tenant):
+        return TemplateResponse(request, "admin/segmentation/dashboard.html", context).render()
+
+
+def _chart_text() -> dict[str, str]:
+    return {
+        "as_of": _("As of"),
+        "issued": _("Issued"),
+        "redeemed": _("Redeemed"),
+        "used": _("Used"),
+        "available": _("Available"),
+    }

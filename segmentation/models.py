@@ -9,7 +9,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
+from core.display import money_display, tenant_locale
 from core.models import Tenant, TenantOwned
+from core.tenancy import tenant_cached
 from customers.models import Customer
 
 # Segments that no rule produces: customers without any purchase up to the as-of date, and customers never scored.
@@ -190,7 +192,7 @@ class CustomerSegment(TenantOwned):
         indexes = [models.Index(fields=["tenant", "segment"], name="customer_segment_segment_idx")]
 
     def __str__(self) -> str:
-        return f"{self.customer_id}: {self.segment}"
+        return f"{self.customer}: {self.segment}"
 
 
 class SegmentChange(TenantOwned):
@@ -228,7 +230,12 @@ class SegmentChange(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.customer_id}: {self.old_segment} → {self.new_segment} ({self.as_of})"
+        return f"{self.customer}: {self.old_segment} → {self.new_segment} ({self.as_of})"
+
+    def _monetary_shown(self) -> str:
+        """The spend as the tenant reads it (`$175.000` for a Chilean business)."""
+        tenant = tenant_cached(self.tenant_id)
+        return money_display(self.monetary, tenant.currency, tenant_locale(tenant))
 
     @property
     def reason(self) -> str:
@@ -237,6 +244,6 @@ class SegmentChange(TenantOwned):
         return (
             f"R{self.recency_score} F{self.frequency_score} M{self.monetary_score} as of {self.as_of} "
             f"({self.recency_days} days since the last purchase, {self.frequency} purchases and "
-            f"{self.monetary} spent in the window) matched '{self.new_segment}' under rule version "
+            f"{self._monetary_shown()} spent in the window) matched '{self.new_segment}' under rule version "
             f"{self.rule_version}."
         )

@@ -313,3 +313,11 @@ def rfm_run_due(as_of: date) -> bool:
     config = SegmentationSettings.objects.first()
     version = config.rule_version if config else 1
     return not SegmentRun.objects.filter(as_of=as_of, rule_version=version).exists()
+
+
+def segments_by_customer(customer_ids: list[Any]) -> dict[Any, tuple[str, bool]]:
+    """(segment, is VIP) of each classified customer (the customers list shows it per row)."""
+    rows = CustomerSegment.objects.filter(customer_id__in=customer_ids).values_list(
+        "customer_id", "segment", "is_vip"
+    )
+    return {customer_id: (segment, is_vip) for customer_id, segment, is_vip in rows}

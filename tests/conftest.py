@@ -80,7 +80,9 @@ def api_client_for(make_token: Callable[..., str]) -> Callable[..., Any]:
     from rest_framework.test import APIClient
 
     def _client(tenant: Any, scopes: list[str] | None = None, user_id: str = "tester") -> APIClient:
-        client = APIClient()
+        # The suite's callers read English unless a test asks otherwise (an API message otherwise follows the
+        # tenant's language, Spanish for the Chilean tenant_a).
+        client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(tenant, scopes, user_id)}")
         return client
 
@@ -149,3 +151,29 @@ def chromium() -> None:
     from tests.browser import require_chromium
 
     require_chromium()
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    """Every page of the browser tests at 1366×900, the smallest laptop screen the back office is used on."""
+    return {**browser_context_args, "viewport": {"width": 1366, "height": 900}}
+
+
+SCREENSHOT_DIR_ENV = "SCREENSHOT_DIR"
+
+
+def screenshot_dir() -> Any:
+    from pathlib import Path
+
+    return Path(
+        os.environ.get(SCREENSHOT_DIR_ENV)
+        or Path(__file__).resolve().parent.parent / "test-results" / "screenshots"
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Name the folder the browser tests wrote their screenshots to, so that the CI log says where to look."""
+    folder = screenshot_dir()
+    shots = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    if shots:
+        terminalreporter.write_line(f"screenshots ({len(shots)}, 1366x900): {folder}")

@@ -32,15 +32,23 @@
   function main() {
     var source = document.getElementById("dashboard-data");
     var data = source ? JSON.parse(source.textContent) : {};
+    var text = Object.assign(
+      { as_of: "As of", issued: "Issued", redeemed: "Redeemed", used: "Used", available: "Available" },
+      data.text || {}
+    );
     var charts = [];
+    if (data.locale) {
+      // Numbers on axes and tooltips grouped as the tenant reads them (53.000 in es-CL).
+      window.Chart.defaults.locale = data.locale;
+    }
 
     if (data.segments && data.segments.labels.length) {
       var datasets = [
-        { label: "As of " + data.segments.as_of, data: data.segments.current, backgroundColor: COLORS.current },
+        { label: text.as_of + " " + data.segments.as_of, data: data.segments.current, backgroundColor: COLORS.current },
       ];
       if (data.segments.previous) {
         datasets.push({
-          label: "As of " + data.segments.previous_as_of,
+          label: text.as_of + " " + data.segments.previous_as_of,
           data: data.segments.previous,
           backgroundColor: COLORS.previous,
         });
@@ -61,8 +69,8 @@
           data: {
             labels: data.points.labels,
             datasets: [
-              { label: "Issued", data: data.points.issued, backgroundColor: COLORS.issued },
-              { label: "Redeemed", data: data.points.redeemed, backgroundColor: COLORS.redeemed },
+              { label: text.issued, data: data.points.issued, backgroundColor: COLORS.issued },
+              { label: text.redeemed, data: data.points.redeemed, backgroundColor: COLORS.redeemed },
             ],
           },
           options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
@@ -75,7 +83,7 @@
         draw("chart-credit", {
           type: "doughnut",
           data: {
-            labels: ["Used", "Available"],
+            labels: [text.used, text.available],
             datasets: [
               {
                 data: [number(data.credit.used), number(data.credit.available)],

@@ -71,6 +71,8 @@ def create_credit_managers_group() -> Any:
 
     migration = importlib.import_module("credit.migrations.0003_credit_managers_group")
     migration.create_group(apps, None)
+    # The back office's roles: credit managers also read customers, loyalty and segments.
+    importlib.import_module("customers.migrations.0003_back_office_roles").create_roles(apps, None)
     return Group.objects.get(name=migration.GROUP)
 
 

@@ -28,6 +28,13 @@ def log_in(page, live_server, username, next_path):
     page.wait_for_url(re.compile(re.escape(next_path) + "$"))
 
 
+def pick_customer(page, name):
+    """Choose a customer in the admin's autocomplete picker (select2): open it, type, take the match."""
+    page.locator(".field-customer .select2-selection").click()
+    page.fill(".select2-search__field", name.split()[0])
+    page.locator(".select2-results__option", has_text=name).click()
+
+
 def test_a_credit_manager_approves_a_request_from_the_queue(
     chromium, live_server, page, make_staff, business_a
 ):
@@ -39,7 +46,8 @@ def test_a_credit_manager_approves_a_request_from_the_queue(
     row.get_by_role("link", name="Review").click()
 
     page.wait_for_selector("#approve-form")
-    assert page.inner_text("#requested-limit").startswith("750000.00")
+    # 750,000 CLP as a Chilean reads it: peso sign, dot grouping, no decimals (the peso has none).
+    assert page.inner_text("#requested-limit") == "$750.000"
     assert (
         page.is_visible("#exposure") and page.is_visible("#payment-behaviour") and page.is_visible("#aging")
     )
@@ -70,7 +78,7 @@ def test_a_requester_cannot_approve_their_own_request(chromium, live_server, pag
     make_staff(business_a.tenant, "diego")
 
     log_in(page, live_server, "diego", "/admin/credit/creditline/add/")
-    page.select_option("#id_customer", label=str(business_a))
+    pick_customer(page, str(business_a))
     page.fill("#id_requested_limit", "90000")
     page.fill("#id_payment_terms_days", "60")
     page.fill("#id_request_reason", "New builder account")
@@ -80,7 +88,24 @@ def test_a_requester_cannot_approve_their_own_request(chromium, live_server, pag
     page.goto(f"{live_server.url}/admin/credit/creditrequest/")
     page.locator("#result_list tbody tr", has_text=str(business_a)).get_by_role("link", name="Review").click()
     page.wait_for_selector("#own-request-warning")
-    page.click("#approve-button")
+    # Nobody is offered a decision they may not take ...
+    assert page.locator("#approve-button").count() == 0 and page.locator("#reject-button").count() == 0
+    # ... and a forged approval is still refused by the service.
+    page.evaluate(
+        """() => {
+            const form = document.createElement("form");
+            form.method = "post";
+            const token = document.cookie.split("; ").find((c) => c.startsWith("csrftoken=")).split("=")[1];
+            const fields = {csrfmiddlewaretoken: token, action: "approve", approved_limit: "90000",
+                            payment_terms_days: "60"};
+            for (const [name, value] of Object.entries(fields)) {
+                const input = document.createElement("input");
+                input.name = name; input.value = value; form.appendChild(input);
+            }
+            document.body.appendChild(form);
+            form.submit();
+        }"""
+    )
     page.wait_for_selector(".messagelist .error")
     assert "Nobody may approve their own credit request." in page.inner_text(".messagelist .error")
 

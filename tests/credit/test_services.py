@@ -486,6 +486,7 @@ def test_summary_and_kpis(business_a, business_b, approved_line, tenant_a):
         "lines_active": 1,
         "lines_on_hold": 0,
         "lines_pending": 1,
+        "overdue_total": D("0"),
     }
 
 

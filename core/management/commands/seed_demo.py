@@ -16,6 +16,8 @@ from core.tenancy import tenant_context
 
 DEMO_TENANT = "demo-market"
 DEMO_ADMIN = ("admin", "admin")
+# Staff of the demo tenant (password = username) and their group: a credit manager and a store clerk.
+DEMO_STAFF = [("manager", "credit managers"), ("store", "store staff")]
 
 
 class Command(BaseCommand):
@@ -38,13 +40,15 @@ class Command(BaseCommand):
             )
             if not User.objects.filter(username=DEMO_ADMIN[0]).exists():
                 User.objects.create_superuser(DEMO_ADMIN[0], "admin@example.com", DEMO_ADMIN[1])
-            if not User.objects.filter(username="manager").exists():
-                manager = User.objects.create_user("manager", "manager@example.com", "manager", tenant=tenant)
-                manager.is_staff = True
-                manager.save(update_fields=["is_staff"])
-                group = Group.objects.filter(name="credit managers").first()
+            for username, group_name in DEMO_STAFF:
+                if User.objects.filter(username=username).exists():
+                    continue
+                user = User.objects.create_user(username, f"{username}@example.com", username, tenant=tenant)
+                user.is_staff = True
+                user.save(update_fields=["is_staff"])
+                group = Group.objects.filter(name=group_name).first()
                 if group is not None:
-                    manager.groups.add(group)
+                    user.groups.add(group)
         with tenant_context(tenant):
             # Each app declares its demo data in `<app>/demo.py` (core.demo's registry), run in their order.
             for seeder in demo_seeders():
@@ -61,6 +65,7 @@ class Command(BaseCommand):
             return
         self.stdout.write(
             f"Demo tenant: {DEMO_TENANT} ({'created' if created else 'already there'})\n"
-            f"Admin login: {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]} (superuser), manager / manager (staff of {DEMO_TENANT})\n"
+            f"Admin login: {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]} (superuser), manager / manager (credit manager), "
+            f"store / store (store staff), both of {DEMO_TENANT}\n"
             f"API token (30 days, all scopes):\n{token}\n"
         )
