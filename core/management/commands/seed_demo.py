@@ -57,7 +57,9 @@ class Command(BaseCommand):
                 except DomainError as exc:
                     # the demo data was changed since it was seeded (by hand or by an API test run): a second
                     # `make run` must still start, with that app's demo data left as it is
-                    self.stderr.write(f"Demo data of {seeder.name} left as it is: {exc.code}: {exc}")
+                    self.stderr.write(
+                        f"Demo data of {seeder.name.split('.')[0]} left as it is: {exc.code}: {exc}"
+                    )
         token = issue_dev_token(
             tenant=DEMO_TENANT, user_id="demo", scopes=list(SCOPES), ttl_seconds=30 * 86400
         )
