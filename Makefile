@@ -2,6 +2,7 @@
 #
 #   make run          migrate, seed the demo data and run the service (embedded PostgreSQL unless DATABASE_URL)
 #   make test         the test suite (PYTEST_ARGS='-k customers' to pass arguments to pytest)
+#   make bench        every benchmark, ending with one line per ratio (BENCH_ARGS='--quick': a few minutes)
 #   make lint / fmt   ruff + mypy / reformat
 #   make protos       regenerate the gRPC code from protos/ into ./zenlogic (done by run and test)
 #   make clean-data   delete .data/ (the embedded database)
@@ -18,8 +19,9 @@ PROTO_FILES := $(sort $(shell find protos -name '*.proto' 2>/dev/null))
 PROTOS_STAMP := zenlogic/.generated
 
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: help venv install protos run test lint fmt clean-data
+.PHONY: help venv install protos run test bench lint fmt clean-data
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -54,6 +56,10 @@ run: $(INSTALLED) protos
 
 test: $(INSTALLED) protos
 	$(PY) -m config.launcher $(PY) -m pytest $(PYTEST_ARGS)
+
+# in databases of its own next to the configured one (embedded PostgreSQL unless DATABASE_URL)
+bench: $(INSTALLED) protos
+	$(PY) -m config.launcher $(PY) bench/run.py $(BENCH_ARGS)
 
 # --- code quality ----------------------------------------------------------------------------------------------
 lint: $(INSTALLED) protos

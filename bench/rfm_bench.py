@@ -22,6 +22,7 @@ the job (tracemalloc, and the process's maximum RSS).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -33,9 +34,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from data import database_urls, recreate_database
 
 TENANT = "bench"
 AS_OF = date(2025, 6, 30)
@@ -52,22 +54,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--reuse", action="store_true", help="Reuse a database kept by --keep (reset to its seeded state)."
     )
+    parser.add_argument("--json-out", default="", help="Write the ratios to this file as JSON.")
     return parser.parse_args()
-
-
-def database_urls(name: str) -> tuple[str, str]:
-    base = os.environ.get("DATABASE_URL", "postgres://zenlogic_app:zenlogic_app@127.0.0.1:5432/zenlogic")
-    parts = urlsplit(base)
-    return urlunsplit(parts._replace(path=f"/{name}")), urlunsplit(parts._replace(path="/postgres"))
-
-
-def recreate_database(maintenance_url: str, name: str, *, drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(maintenance_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 @dataclass
@@ -355,6 +343,20 @@ def main() -> None:
         if job_cpu is not None and base_cpu:
             print(f"  ratio nightly job / bare SQL     {job_cpu / base_cpu:8.2f}x CPU (robust to other load)")
         print(f"  ratio first run / bare SQL       {first_wall / base_wall:8.2f}x wall")
+        first_cpu = first.cpu
+        if first_cpu is not None and base_cpu:
+            print(f"  ratio first run / bare SQL       {first_cpu / base_cpu:8.2f}x CPU")
+        if args.json_out:
+            extra = {"rfm_first_run/bare_sql": first_wall / base_wall}
+            if job_cpu is not None and base_cpu:
+                extra["rfm_nightly/bare_sql (CPU)"] = job_cpu / base_cpu
+            if first_cpu is not None and base_cpu:
+                extra["rfm_first_run/bare_sql (CPU)"] = first_cpu / base_cpu
+            Path(args.json_out).write_text(
+                json.dumps(
+                    {"ratios": {"rfm_nightly/bare_sql": job_wall / base_wall}, "extra": extra}, indent=2
+                )
+            )
         print(f"  job peak memory (Python heap)    {max(peaks) / 1024:8,.0f} KiB")
         print(f"  process max RSS                  {rss / 1024:8,.1f} MiB")
     finally:
