@@ -143,6 +143,32 @@ def outbox_mark_published() -> None:
         cursor.execute("UPDATE core_outboxevent SET published_at = now() WHERE published_at IS NULL")
 
 
+def profile_summary(path: str) -> None:
+    """Where the worker's threads spend their time (py-spy with idle samples: waiting counts), inclusive, by the
+    functions of the service and the libraries that matter here."""
+    import collections
+
+    total = 0
+    counts: collections.Counter[str] = collections.Counter()
+    own = ("core/", "customers/", "loyalty/", "credit/", "segmentation/", "kombu/", "amqp/", "psycopg/")
+    for line in Path(path).read_text(errors="replace").splitlines():
+        stack, _, number = line.rpartition(" ")
+        if not number.isdigit() or ("core/consumers.py" not in stack and "core/relay.py" not in stack):
+            continue
+        total += int(number)
+        seen = set()
+        for frame in stack.split(";"):
+            function, _, where = frame.partition(" (")
+            file = where.split(":")[0]
+            key = f"{file}:{function}"
+            if file.startswith(own) and key not in seen:
+                seen.add(key)
+                counts[key] += int(number)
+    print(f"  profile of the worker's consumer and relay threads ({total} samples, idle included):")
+    for key, count in counts.most_common(25):
+        print(f"    {100 * count / max(total, 1):5.1f}%  {key}")
+
+
 def run_workers(args: argparse.Namespace, customers: list[str], processes: int) -> dict[str, float]:
     from core.consumers import EventsConfig, topology
 
@@ -177,6 +203,15 @@ def run_workers(args: argparse.Namespace, customers: list[str], processes: int) 
             )
         )
     deadline = time.monotonic() + args.timeout
+    spy = None
+    if args.profile and processes == 1:
+        out = tempfile.NamedTemporaryFile(suffix=".txt", delete=False).name  # noqa: SIM115
+        spy = subprocess.Popen(
+            [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(workers[0].pid), "--idle",
+             "--subprocesses", "--rate", "200", "--format", "raw", "--output", out, "--nonblocking",
+             "--duration", "20"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
     try:
         while True:
             count, span = applied_span(since)
@@ -198,6 +233,9 @@ def run_workers(args: argparse.Namespace, customers: list[str], processes: int) 
         cleanup(args.broker_url, config)
         for log in logs:
             Path(log.name).unlink(missing_ok=True)
+    if spy is not None:
+        spy.wait(60)
+        profile_summary(out)
     rate = (count - 1) / span if span else float("nan")
     print(f"  worker x{processes}: {count:,} events in {span:.1f} s: {rate:,.1f} events/s", flush=True)
     return {"events": count, "seconds": span, "rate": rate}
@@ -291,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--two-workers", action="store_true", help="also with two worker processes")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--profile", action="store_true", help="sample the worker with py-spy (20 s)")
     parser.add_argument("--json-out", default="")
     args = parser.parse_args(argv)
     args.broker_url = os.environ.get("CELERY_BROKER_URL", "")

@@ -174,7 +174,9 @@ BUCKETS = [
     ("phone normalisation (phonenumbers)", ("phonenumbers/",)),
     ("Django ORM (compiling SQL, building model instances)", ("django/db/models/",)),
     ("psycopg (sending queries, reading results)", ("psycopg/",)),
-    ("loyalty service (points_earn)", ("loyalty/services.py",)),
+    ("loyalty services (points_earn, points_redeem)", ("loyalty/services.py",)),
+    ("credit service (credit_use)", ("credit/services.py",)),
+    ("idempotency and savepoints (transaction.atomic)", ("django/db/transaction.py",)),
     ("GetCustomer answer from the selectors of 3 apps", ("customer_message (customers/rpc.py",)),
     ("Prometheus metrics", ("prometheus_client/",)),
     ("close_old_connections", ("close_old_connections",)),
@@ -465,27 +467,28 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         app_pid = app.pid if args.processes == 1 else 0
+        cold_pid = cold.pid if args.processes == 1 else 0
 
-        def measure(name: str, maker: Callable[[int], Callable[[], None]], profile: bool = False) -> None:
+        def measure(name: str, maker: Callable[[int], Callable[[], None]], profile: int = 0) -> None:
             def run() -> Result:
                 return run_load(name, args.clients, args.seconds, maker)
 
-            if profile and args.profile and app_pid:
-                results[name] = profiled(app_pid, args.seconds + 1, run, name)
+            if profile and args.profile:
+                results[name] = profiled(profile, args.seconds + 1, run, name)
             else:
                 results[name] = run()
             print(f"  {results[name].row()}", flush=True)
 
         all_phones = [phone for _, phone in people]
         measure("echo", echo_worker)
-        measure("get_customer_cached", get_worker(app_port, hot), profile=True)
-        measure("get_customer_uncached", get_worker(cold_port, all_phones))
+        measure("get_customer_cached", get_worker(app_port, hot), profile=app_pid)
+        measure("get_customer_uncached", get_worker(cold_port, all_phones), profile=cold_pid)
         measure("bare_sql_lookup", bare(bare_sql.LOOKUP, people))
-        measure("add_loyalty_points", earn_worker(people, "125"), profile=True)
+        measure("add_loyalty_points", earn_worker(people, "125"), profile=app_pid)
         measure("bare_sql_earn", bare(bare_sql.EARN, people, points=125, amount=125))
-        measure("redeem_loyalty_points", redeem_worker)
+        measure("redeem_loyalty_points", redeem_worker, profile=app_pid)
         measure("bare_sql_redeem", bare(bare_sql.REDEEM, groups["redeemers"], points=100, discount=1))
-        measure("use_credit_limit", credit_worker)
+        measure("use_credit_limit", credit_worker, profile=app_pid)
         measure("bare_sql_credit_use", bare(bare_sql.CREDIT_USE, groups["firms"], amount=1))
         if args.ledger_rows:
             measure(f"earn_ledger_{LEDGER_SHALLOW}", earn_worker(groups["shallow"], "10"))

@@ -10,11 +10,12 @@ scopes every table it reads, so the statement itself names no tenant in a WHERE 
 2. score the buyers 1-5 with three NTILE(5) windows, each ordered by its value and then by customer id, so ties
    are split deterministically (among equals, the smaller id gets the lower score);
 3. name the segment from the run's rule table (first rule by priority whose ranges match; the rule table is
-   expanded to the 125 R/F/M cells in Python and passed as one array indexed by the scores), flag VIPs, and rate the churn risk from the days since
-   the last purchase over the customer's usual interval (the tenant's median interval for one-time buyers);
+   expanded to the 125 R/F/M cells in Python and passed as one array indexed by the scores), flag VIPs, and rate
+   the churn risk from the days since the last purchase over the customer's usual interval (the tenant's median
+   interval for one-time buyers);
 4. diff against the current segments: only rows whose segment, scores, VIP flag or churn risk changed are
-   upserted, in customer order; rows whose *segment* changed also get a history row and a `customer.segment.changed` outbox event
-   in the envelope `core.outbox.outbox_record` writes;
+   written (inserted or updated), in customer order; rows whose *segment* changed also get a history row and a
+   `customer.segment.changed` outbox event in the envelope `core.outbox.outbox_record` writes;
 5. return the distribution (segment x churn risk x VIP) and the counts written.
 
 Nothing is loaded into Python: the caller receives a few dozen summary rows.
@@ -166,7 +167,7 @@ everyone AS MATERIALIZED (
 -- In customer order: every index the writes below touch (the segments' key, the history's customer index, the
 -- events' keys) then grows page after page instead of at random places all over it (a first run writes 3M rows).
 diff AS MATERIALIZED (
-    SELECT e.*, coalesce(cur.segment, %(unclassified)s::text) AS old_segment
+    SELECT e.*, coalesce(cur.segment, %(unclassified)s::text) AS old_segment, cur.customer_id IS NULL AS is_new
     FROM everyone e
     LEFT JOIN segmentation_customersegment cur ON cur.customer_id = e.customer_id
     WHERE cur.customer_id IS NULL
@@ -174,23 +175,31 @@ diff AS MATERIALIZED (
           IS DISTINCT FROM (e.segment, e.r, e.f, e.m, e.is_vip, e.churn_risk)
     ORDER BY e.customer_id
 ),
-upserted AS (
-    INSERT INTO segmentation_customersegment AS cs
+-- A plain INSERT for the customers without a row and an UPDATE for the others, not one upsert: only this job
+-- writes these rows (one run per tenant at a time, under the advisory lock), and a speculative insertion per row
+-- costs a first run (every row new) about as much again as the insert itself.
+inserted AS (
+    INSERT INTO segmentation_customersegment
         (customer_id, tenant_id, segment, recency_score, frequency_score, monetary_score, is_vip, churn_risk,
          segment_since, updated_at)
     SELECT d.customer_id, %(tenant)s::text, d.segment, d.r, d.f, d.m, d.is_vip, d.churn_risk,
            %(as_of)s, %(now)s
     FROM diff d
-    ON CONFLICT (customer_id) DO UPDATE SET
-        segment = EXCLUDED.segment,
-        recency_score = EXCLUDED.recency_score,
-        frequency_score = EXCLUDED.frequency_score,
-        monetary_score = EXCLUDED.monetary_score,
-        is_vip = EXCLUDED.is_vip,
-        churn_risk = EXCLUDED.churn_risk,
-        segment_since = CASE WHEN cs.segment = EXCLUDED.segment THEN cs.segment_since
-                             ELSE EXCLUDED.segment_since END,
-        updated_at = EXCLUDED.updated_at
+    WHERE d.is_new
+    RETURNING 1
+),
+updated AS (
+    UPDATE segmentation_customersegment cs SET
+        segment = d.segment,
+        recency_score = d.r,
+        frequency_score = d.f,
+        monetary_score = d.m,
+        is_vip = d.is_vip,
+        churn_risk = d.churn_risk,
+        segment_since = CASE WHEN cs.segment = d.segment THEN cs.segment_since ELSE %(as_of)s END,
+        updated_at = %(now)s
+    FROM diff d
+    WHERE NOT d.is_new AND cs.customer_id = d.customer_id
     RETURNING 1
 ),
 -- Event ids in the UUIDv7 layout (RFC 9562: the run's millisecond, then a counter in customer order, then
@@ -243,7 +252,7 @@ events AS (
 )
 SELECT 'cell', e.segment, e.churn_risk, e.is_vip, (e.r > 0), count(*)
 FROM everyone e GROUP BY e.segment, e.churn_risk, e.is_vip, (e.r > 0)
-UNION ALL SELECT 'rows_written', NULL, NULL, NULL, NULL, count(*) FROM upserted
+UNION ALL SELECT 'rows_written', NULL, NULL, NULL, NULL, (SELECT count(*) FROM inserted) + (SELECT count(*) FROM updated)
 UNION ALL SELECT 'segment_changes', NULL, NULL, NULL, NULL, count(*) FROM history
 UNION ALL SELECT 'events', NULL, NULL, NULL, NULL, count(*) FROM events
 """
