@@ -37,14 +37,20 @@ OUTBOX = (
 )
 STORE_RESULT = "UPDATE loyalty_loyaltyoperation SET result = %(result)s WHERE id = %(op)s"
 
-# An earn without a tier change: the 12 data statements the service sends, less its savepoints and settings.
-EARN = [
+# What an earn and a redeem both send first: the settings, the customer, the currency, the key, the locked account,
+# the program's version.
+LOYALTY_PREFIX = [
     TENANT_SETTINGS,
     CUSTOMER_BY_ID,
     "SELECT currency FROM core_tenant WHERE slug = %(tenant)s",
     CLAIM_KEY,
     LOCK_ACCOUNT,
     "SELECT id, updated_at FROM loyalty_loyaltyprogram WHERE tenant_id = %(tenant)s",
+]
+
+# An earn without a tier change: the 11 data statements the service sends, less its savepoints and settings.
+EARN = [
+    *LOYALTY_PREFIX,
     (
         "SELECT sum(qualifying_delta) FROM loyalty_loyaltytransaction WHERE account_id = %(account)s "
         "AND effective_at > %(year_ago)s AND effective_at <= %(now)s AND qualifying_delta <> 0"
@@ -74,12 +80,7 @@ EARN = [
 
 # A redeem drawing on the soonest-expiring award: the 12 data statements of the service.
 REDEEM = [
-    TENANT_SETTINGS,
-    CUSTOMER_BY_ID,
-    "SELECT currency FROM core_tenant WHERE slug = %(tenant)s",
-    CLAIM_KEY,
-    LOCK_ACCOUNT,
-    "SELECT id, updated_at FROM loyalty_loyaltyprogram WHERE tenant_id = %(tenant)s",
+    *LOYALTY_PREFIX,
     (
         "INSERT INTO loyalty_loyaltytransaction (tenant_id, id, account_id, customer_id, operation_id, type, "
         "points, available_delta, pending_delta, qualifying_delta, qualifying_points, unrecovered_points, "
@@ -106,7 +107,7 @@ REDEEM = [
     STORE_RESULT,
 ]
 
-# A credit use: the 14 data statements of the service (line locked, key, order, holds, charge, ledger, event, key).
+# A credit use: the 12 data statements of the service (line locked, key, order, holds, charge, ledger, event, key).
 CREDIT_USE = [
     TENANT_SETTINGS,
     CUSTOMER_BY_ID,

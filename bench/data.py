@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,3 +269,24 @@ def accounts_bulk_sql() -> None:
             """
         )
         cursor.execute("ANALYZE loyalty_loyaltyaccount")
+
+
+def order_event(customer_id: str) -> dict[str, Any]:
+    """An `order.completed` envelope with one item, as the Order service publishes it."""
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "order.completed",
+        "occurred_at": now,
+        "tenant_id": TENANT,
+        "version": 1,
+        "data": {
+            "order_id": uuid.uuid4().hex,
+            "customer_id": customer_id,
+            "total_amount": "125",
+            "currency": "CLP",
+            "completed_at": now,
+            "channel": "web",
+            "items": [{"sku": "SKU-1", "category": "grocery", "quantity": "1", "unit_price": "125"}],
+        },
+    }

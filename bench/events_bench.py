@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,26 +69,6 @@ BARE_EVENT = [
     *bare_sql.EARN[3:],  # the earn, from claiming its key on
     "UPDATE core_processedevent SET outcome = 'applied' WHERE tenant_id = %(tenant)s AND event_id = %(event_id)s",
 ]
-
-
-def order_event(customer_id: str) -> dict[str, Any]:
-    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    return {
-        "event_id": str(uuid.uuid4()),
-        "event_type": "order.completed",
-        "occurred_at": now,
-        "tenant_id": data.TENANT,
-        "version": 1,
-        "data": {
-            "order_id": uuid.uuid4().hex,
-            "customer_id": customer_id,
-            "total_amount": "125",
-            "currency": "CLP",
-            "completed_at": now,
-            "channel": "web",
-            "items": [{"sku": "SKU-1", "category": "grocery", "quantity": "1", "unit_price": "125"}],
-        },
-    }
 
 
 def publish(broker_url: str, queue: Any, bodies: list[dict[str, Any]]) -> None:
@@ -175,7 +155,7 @@ def run_workers(args: argparse.Namespace, customers: list[str], processes: int) 
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     config = EventsConfig(prefix=prefix)
     queue = topology(config).queues["order"]
-    bodies = [order_event(customers[n % len(customers)]) for n in range(args.events)]
+    bodies = [data.order_event(customers[n % len(customers)]) for n in range(args.events)]
     publish(args.broker_url, queue, bodies)
     outbox_mark_published()
     since = database_now()
@@ -269,7 +249,9 @@ def run_bare(args: argparse.Namespace, customers: list[str]) -> dict[str, float]
 
     name = f"bench-{uuid.uuid4().hex[:8]}.bare"
     queue = Queue(name, durable=True)
-    publish(args.broker_url, queue, [order_event(customers[n % len(customers)]) for n in range(args.events)])
+    publish(
+        args.broker_url, queue, [data.order_event(customers[n % len(customers)]) for n in range(args.events)]
+    )
     database = psycopg.connect(os.environ["DATABASE_URL"], autocommit=False)
     database.prepare_threshold = 0
     done = 0

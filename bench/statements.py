@@ -11,6 +11,7 @@ it sends (Django's `CaptureQueriesContext`, BEGIN and COMMIT included), grouped 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -22,32 +23,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import data
-
-
-def order_event(customer_id: str) -> bytes:
-    """An `order.completed` envelope with one item, as the Order service publishes it."""
-    import json
-    from datetime import UTC, datetime
-
-    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    return json.dumps(
-        {
-            "event_id": str(uuid.uuid4()),
-            "event_type": "order.completed",
-            "occurred_at": now,
-            "tenant_id": data.TENANT,
-            "version": 1,
-            "data": {
-                "order_id": uuid.uuid4().hex,
-                "customer_id": customer_id,
-                "total_amount": "125",
-                "currency": "CLP",
-                "completed_at": now,
-                "channel": "web",
-                "items": [{"sku": "SKU-1", "category": "grocery", "quantity": "1", "unit_price": "125"}],
-            },
-        }
-    ).encode()
 
 
 def kind_of(sql: str) -> str:
@@ -168,7 +143,7 @@ def main() -> int:
     order_route = next(route for route in ROUTES if route.name == "order")
 
     def order_completed() -> object:
-        return event_apply(order_route, order_event(person_id))
+        return event_apply(order_route, json.dumps(data.order_event(person_id)).encode())
 
     paths = {
         "AddLoyaltyPoints (earn, no tier change)": earn,
