@@ -1,21 +1,20 @@
-"""Benchmark of the gRPC door (not a test): calls/s and latency against bare grpcio and bare SQL.
+"""Benchmark of the gRPC door (not a test): calls/s and latency against bare grpcio and bare SQL, in one run.
 
     DATABASE_URL=... [REDIS_URL=...] .venv/bin/python bench/grpc_bench.py [--seconds 10] [--clients 8]
-        [--customers 10000] [--processes 1] [--profile]
+        [--customers 10000] [--hot 2000] [--pool 200] [--ledger-rows 1000] [--scale-customers 1000000]
+        [--processes N] [--port-base P] [--profile] [--json-out FILE]
 
-Migrates the database it is given, loads `--customers` customers into the tenant `bench` (once), starts
-`manage.py grpcserver` and a bare grpcio echo server as separate processes, and measures with `--clients`
-concurrent client threads (one channel each) for `--seconds` per scenario:
-
-- echo: a bare grpcio unary echo (the ceiling of one Python gRPC process on this machine);
-- GetCustomer by phone, answered from the cache (every phone looked up once before measuring);
-- GetCustomer by phone with the cache off (a second server with CUSTOMER_CACHE_TTL=0: database every time);
-- AddLoyaltyPoints for a purchase (a new idempotency key per call, random customers);
-- bare SQL earn: psycopg, one connection per client, the data statements of an earn in one transaction.
-
-It prints the table and the ratios GetCustomer/echo and AddLoyaltyPoints/bare SQL. With `--profile` it samples
-the server with py-spy during the GetCustomer and AddLoyaltyPoints runs and prints where the time goes.
-Use a database of its own: the customers and the points it writes stay there.
+Migrates the database it is given and loads the tenant `bench` (customers and empty loyalty accounts in bulk; points
+and approved credit lines for the pools through the services; accounts with 10 and with `--ledger-rows` ledger
+rows), starts two `manage.py grpcserver` servers (one with the customer cache, one with `CUSTOMER_CACHE_TTL=0`)
+and a bare grpcio echo server as separate processes, and measures with `--clients` client threads (one channel
+each) for `--seconds` per scenario: echo; GetCustomer by phone cached (a hot set of `--hot` phones, each looked up
+once first by many clients at once) and uncached (all customers); the bare SQL lookup of the same rows;
+AddLoyaltyPoints (no tier change) and the bare SQL earn; RedeemLoyaltyPoints and the bare SQL redeem;
+UseCreditLimit and the bare SQL credit use (`bare_sql.py`); the earn on shallow and on deep ledgers; with
+`--scale-customers`, GetCustomer (no cache), the bare lookup and the earn again after growing the tenant to that many
+customers. It prints the table, the throughput ratios and the growth of p50 latency. `--profile` samples the
+servers with py-spy during each gRPC scenario and prints where the time goes. Use a database of its own.
 """
 
 from __future__ import annotations
@@ -243,6 +242,7 @@ def profiled(pid: int, seconds: float, run: Callable[[], Result], title: str) ->
             "--rate",
             "250",
             "--gil",
+            "--subprocesses",
             "--format",
             "raw",
             "--output",
@@ -282,7 +282,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scale-customers", type=int, default=0, help="also measure with this many customers (e.g. 1000000)"
     )
     parser.add_argument("--workers", type=int, default=8, help="server worker threads")
-    parser.add_argument("--processes", type=int, default=1, help="grpcserver processes sharing the port")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="grpcserver processes sharing the port (default: the server's)",
+    )
     parser.add_argument(
         "--port-base", type=int, default=0, help="first of 3 ports to use (default: free ones)"
     )
@@ -352,12 +357,14 @@ def main(argv: list[str] | None = None) -> int:
     ]  # fmt: skip
     # a key prefix of its own per run: answers cached by an earlier run would expire in the middle of this one
     run_id = uuid.uuid4().hex[:8]
+    if args.processes:
+        server_argv += ["--processes", str(args.processes)]
     app = start(
-        [*server_argv, "--port", str(app_port), "--processes", str(args.processes)],
+        [*server_argv, "--port", str(app_port)],
         env={"CACHE_KEY_PREFIX": f"bench-{run_id}"},
     )
     cold = start(
-        [*server_argv, "--port", str(cold_port), "--processes", str(args.processes)],
+        [*server_argv, "--port", str(cold_port)],
         env={"CUSTOMER_CACHE_TTL": "0", "CACHE_KEY_PREFIX": f"bench-nocache-{run_id}"},
     )
     echo = start([sys.executable, __file__, "--serve-echo", str(echo_port), "--workers", str(args.workers)])
@@ -369,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"cache: {'Redis' if os.environ.get('REDIS_URL') else 'local memory (set REDIS_URL for Redis)'}; "
             f"{args.clients} clients, {args.seconds:.0f} s per scenario, {args.workers} worker threads, "
-            f"{args.processes} server process(es)",
+            f"{args.processes or 'the default number of'} server process(es)",
             flush=True,
         )
 
@@ -466,8 +473,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-        app_pid = app.pid if args.processes == 1 else 0
-        cold_pid = cold.pid if args.processes == 1 else 0
+        app_pid, cold_pid = app.pid, cold.pid  # py-spy follows the forked processes (--subprocesses)
 
         def measure(name: str, maker: Callable[[int], Callable[[], None]], profile: int = 0) -> None:
             def run() -> Result:
