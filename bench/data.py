@@ -40,6 +40,17 @@ def recreate_database(maintenance_url: str, name: str, *, drop_only: bool = Fals
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if not drop_only:
             conn.execute(f'CREATE DATABASE "{name}"')
+    if drop_only:
+        return
+    # The database's owner may create in its `public` schema through the `pg_database_owner` role; a NOINHERIT app
+    # role does not inherit that right, but may take the role for one grant to itself.
+    url = urlunsplit(urlsplit(maintenance_url)._replace(path=f"/{name}"))
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT has_schema_privilege('public', 'CREATE'), session_user").fetchone()
+        if row is not None and not row[0]:
+            conn.execute("SET ROLE pg_database_owner")
+            conn.execute(f'GRANT USAGE, CREATE ON SCHEMA public TO "{row[1]}"')
+            conn.execute("RESET ROLE")
 
 
 def database_exists(maintenance_url: str, name: str) -> bool:
