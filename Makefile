@@ -4,6 +4,7 @@
 #                     DATABASE_URL / REDIS_URL and CELERY_BROKER_URL); installs only what running needs
 #   make test         the test suite (PYTEST_ARGS='-k customers' to pass arguments to pytest); adds the dev tools
 #   make install      the virtualenv with the test and lint tools
+#   make bench        every benchmark, ending with one line per ratio (BENCH_ARGS='--quick': a few minutes)
 #   make lint / fmt   ruff + mypy + import contracts / reformat
 #   make protos       regenerate the gRPC code from protos/ into ./zenlogic (done by run and test)
 #   make messages     extract the translatable strings into locale/es and compile the catalogue (needs gettext)
@@ -22,8 +23,9 @@ PROTO_FILES := $(sort $(shell find protos -name '*.proto' 2>/dev/null))
 PROTOS_STAMP := zenlogic/.generated
 
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: help venv install protos run test lint fmt messages clean-data
+.PHONY: help venv install protos run test bench lint fmt messages clean-data
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -62,6 +64,10 @@ run: $(INSTALLED) protos
 
 test: $(DEV_INSTALLED) protos
 	$(PY) -m config.launcher $(PY) -m pytest $(PYTEST_ARGS)
+
+# in databases of its own next to the configured one (embedded PostgreSQL unless DATABASE_URL)
+bench: $(INSTALLED) protos
+	$(PY) -m config.launcher $(PY) bench/run.py $(BENCH_ARGS)
 
 # --- code quality ----------------------------------------------------------------------------------------------
 lint: $(DEV_INSTALLED) protos

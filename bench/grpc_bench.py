@@ -1,21 +1,20 @@
-"""Benchmark of the gRPC door (not a test): calls/s and latency against bare grpcio and bare SQL.
+"""Benchmark of the gRPC door (not a test): calls/s and latency against bare grpcio and bare SQL, in one run.
 
     DATABASE_URL=... [REDIS_URL=...] .venv/bin/python bench/grpc_bench.py [--seconds 10] [--clients 8]
-        [--customers 10000] [--processes 1] [--profile]
+        [--customers 10000] [--hot 2000] [--pool 200] [--ledger-rows 1000] [--scale-customers 1000000]
+        [--processes N] [--port-base P] [--profile] [--json-out FILE]
 
-Migrates the database it is given, loads `--customers` customers into the tenant `bench` (once), starts
-`manage.py grpcserver` and a bare grpcio echo server as separate processes, and measures with `--clients`
-concurrent client threads (one channel each) for `--seconds` per scenario:
-
-- echo: a bare grpcio unary echo (the ceiling of one Python gRPC process on this machine);
-- GetCustomer by phone, answered from the cache (every phone looked up once before measuring);
-- GetCustomer by phone with the cache off (a second server with CUSTOMER_CACHE_TTL=0: database every time);
-- AddLoyaltyPoints for a purchase (a new idempotency key per call, random customers);
-- bare SQL earn: psycopg, one connection per client, the data statements of an earn in one transaction.
-
-It prints the table and the ratios GetCustomer/echo and AddLoyaltyPoints/bare SQL. With `--profile` it samples
-the server with py-spy during the GetCustomer and AddLoyaltyPoints runs and prints where the time goes.
-Use a database of its own: the customers and the points it writes stay there.
+Migrates the database it is given and loads the tenant `bench` (customers and empty loyalty accounts in bulk; points
+and approved credit lines for the pools through the services; accounts with 10 and with `--ledger-rows` ledger
+rows), starts two `manage.py grpcserver` servers (one with the customer cache, one with `CUSTOMER_CACHE_TTL=0`)
+and a bare grpcio echo server as separate processes, and measures with `--clients` client threads (one channel
+each) for `--seconds` per scenario: echo; GetCustomer by phone cached (a hot set of `--hot` phones, each looked up
+once first by many clients at once) and uncached (all customers); the bare SQL lookup of the same rows;
+AddLoyaltyPoints (no tier change) and the bare SQL earn; RedeemLoyaltyPoints and the bare SQL redeem;
+UseCreditLimit and the bare SQL credit use (`bare_sql.py`); the earn on shallow and on deep ledgers; with
+`--scale-customers`, GetCustomer (no cache), the bare lookup and the earn again after growing the tenant to that many
+customers. It prints the table, the throughput ratios and the growth of p50 latency. `--profile` samples the
+servers with py-spy during each gRPC scenario and prints where the time goes. Use a database of its own.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent import futures
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,50 +59,6 @@ def serve_echo(port: int, workers: int) -> None:
 
 
 # --- setup -------------------------------------------------------------------------------------------------------
-def setup_django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-
-
-def load_customers(count: int) -> list[tuple[str, str]]:
-    """(id, phone) of `count` customers of the tenant `bench`, created in bulk the first time."""
-    from core.models import Tenant
-    from core.tenancy import tenant_context
-    from customers.models import Customer
-
-    tenant, _ = Tenant.objects.get_or_create(
-        slug=TENANT,
-        defaults={
-            "name": "Bench",
-            "country": "CL",
-            "phone_region": "CL",
-            "currency": "CLP",
-            "time_zone": "America/Santiago",
-        },
-    )
-    with tenant_context(tenant):
-        have = Customer.objects.count()
-        if have < count:
-            Customer.objects.bulk_create(
-                [
-                    Customer(
-                        tenant=tenant,
-                        first_name=f"Bench{n}",
-                        last_name="Customer",
-                        email=f"bench{n}@example.com",
-                        phone=f"+569{60000000 + n:08d}",
-                    )
-                    for n in range(have, count)
-                ],
-                batch_size=2000,
-            )
-        rows = list(Customer.objects.order_by("phone").values_list("id", "phone")[:count])
-    return [(str(pk), phone) for pk, phone in rows]
-
-
 def free_port() -> int:
     import socket
 
@@ -211,108 +165,6 @@ def run_load(
     return Result(name, [x for chunk in latencies for x in chunk], sum(errors), seconds)
 
 
-# --- bare SQL: the data statements of an earn, in one transaction ------------------------------------------------
-BARE_EARN = [
-    ("SELECT set_config('app.tenant_id', %(tenant)s, true), set_config('app.all_tenants', 'off', true)"),
-    ("SELECT id, type, first_name, last_name, status FROM customers_customer WHERE id = %(customer)s"),
-    (
-        "SELECT id, fingerprint, result FROM loyalty_loyaltyoperation "
-        "WHERE tenant_id = %(tenant)s AND kind = 'earn' AND idempotency_key = %(key)s"
-    ),
-    (
-        "INSERT INTO loyalty_loyaltyoperation (tenant_id, id, customer_id, kind, idempotency_key, fingerprint, "
-        "result, created_at) VALUES (%(tenant)s, %(op)s, %(customer)s, 'earn', %(key)s, %(fingerprint)s, '{}', "
-        "%(now)s)"
-    ),
-    ("SELECT * FROM loyalty_loyaltyprogram WHERE tenant_id = %(tenant)s"),
-    ("SELECT * FROM loyalty_loyaltytier WHERE tenant_id = %(tenant)s ORDER BY threshold"),
-    (
-        "INSERT INTO loyalty_loyaltyaccount (tenant_id, customer_id, available, allow_negative, pending, "
-        "lifetime_earned, redeemed, expired, adjusted, unrecovered, qualifying_points, tier, earned_tier, "
-        "tier_override, created_at, updated_at) VALUES (%(tenant)s, %(customer)s, 0, false, 0, 0, 0, 0, 0, 0, 0, "
-        "'bronze', 'bronze', '', %(now)s, %(now)s) ON CONFLICT DO NOTHING"
-    ),
-    (
-        "SELECT id, available, pending, lifetime_earned, qualifying_points, tier FROM loyalty_loyaltyaccount "
-        "WHERE tenant_id = %(tenant)s AND customer_id = %(customer)s FOR UPDATE"
-    ),
-    (
-        "SELECT a.id FROM loyalty_pointsaward a JOIN loyalty_loyaltytransaction t ON a.transaction_id = t.id "
-        "WHERE a.tenant_id = %(tenant)s AND a.account_id = %(account)s AND a.release_at <= %(now)s "
-        "AND a.status = 'pending' ORDER BY a.release_at, t.seq"
-    ),
-    (
-        "SELECT a.id FROM loyalty_pointsaward a JOIN loyalty_loyaltytransaction t ON a.transaction_id = t.id "
-        "WHERE a.tenant_id = %(tenant)s AND a.account_id = %(account)s AND a.expires_at <= %(now)s "
-        "AND a.remaining > 0 AND a.status = 'available' ORDER BY a.expires_at, t.seq"
-    ),
-    (
-        "SELECT sum(qualifying_delta) FROM loyalty_loyaltytransaction WHERE tenant_id = %(tenant)s "
-        "AND account_id = %(account)s AND effective_at > %(year_ago)s AND effective_at <= %(now)s "
-        "AND qualifying_delta <> 0"
-    ),
-    (
-        "INSERT INTO loyalty_loyaltytransaction (tenant_id, id, account_id, customer_id, operation_id, type, "
-        "points, available_delta, pending_delta, qualifying_delta, qualifying_points, unrecovered_points, "
-        "balance_after, pending_after, reference, idempotency_key, source, actor, reason, purchase_amount, "
-        "currency, multiplier, expires_at, tier_after, effective_at, created_at) VALUES (%(tenant)s, %(txn)s, "
-        "%(account)s, %(customer)s, %(op)s, 'earn', 1250, 1250, 0, 1250, 1250, 0, 0, 0, 'bench', %(key)s, "
-        "'grpc', 'bench', '', 1250.00, 'CLP', 1.000, %(expires)s, 'bronze', %(now)s, %(now)s) RETURNING seq"
-    ),
-    (
-        "INSERT INTO loyalty_pointsaward (tenant_id, id, account_id, transaction_id, points, remaining, "
-        "qualifying_points, status, expires_at, created_at) VALUES (%(tenant)s, %(award)s, %(account)s, "
-        "%(txn)s, 1250, 1250, 1250, 'available', %(expires)s, %(now)s)"
-    ),
-    (
-        "UPDATE loyalty_loyaltyaccount SET available = available + 1250, lifetime_earned = lifetime_earned + 1250, "
-        "qualifying_points = qualifying_points + 1250, qualifying_as_of = %(now)s, updated_at = %(now)s "
-        "WHERE id = %(account)s"
-    ),
-    (
-        "INSERT INTO core_outboxevent (tenant_id, event_id, event_type, occurred_at, aggregate_id, payload, "
-        "created_at, attempts, last_error) VALUES (%(tenant)s, %(event)s, 'loyalty.points.earned', %(now)s, "
-        "%(customer)s, %(payload)s, %(now)s, 0, '')"
-    ),
-    ("UPDATE loyalty_loyaltyoperation SET result = %(result)s WHERE id = %(op)s"),
-]
-
-
-def bare_sql_worker(database_url: str, customers: list[tuple[str, str]]) -> Callable[[], None]:
-    import psycopg
-
-    connection = psycopg.connect(database_url, autocommit=False)
-    payload = json.dumps({"event_type": "loyalty.points.earned", "data": {"points": 1250, "x": "y" * 400}})
-    result = json.dumps({"transaction_id": str(uuid.uuid4()), "points": 1250, "x": "y" * 180})
-
-    def earn_once() -> None:
-        customer = random.choice(customers)[0]
-        now = datetime.now(UTC)
-        params = {
-            "tenant": TENANT,
-            "customer": customer,
-            "key": uuid.uuid4().hex,
-            "op": uuid.uuid4(),
-            "txn": uuid.uuid4(),
-            "award": uuid.uuid4(),
-            "event": uuid.uuid4(),
-            "fingerprint": uuid.uuid4().hex * 2,
-            "now": now,
-            "year_ago": now - timedelta(days=365),
-            "expires": now + timedelta(days=365),
-            "payload": payload,
-            "result": result,
-            "account": None,
-        }
-        with connection.transaction(), connection.cursor() as cursor:
-            for sql in BARE_EARN:
-                cursor.execute(sql, params)
-                if "FOR UPDATE" in sql:
-                    params["account"] = cursor.fetchone()[0]
-
-    return earn_once
-
-
 # --- profile -----------------------------------------------------------------------------------------------------
 BUCKETS = [
     ("token check (JWT; verified tokens remembered 30 s)", ("core/auth.py",)),
@@ -321,7 +173,9 @@ BUCKETS = [
     ("phone normalisation (phonenumbers)", ("phonenumbers/",)),
     ("Django ORM (compiling SQL, building model instances)", ("django/db/models/",)),
     ("psycopg (sending queries, reading results)", ("psycopg/",)),
-    ("loyalty service (points_earn)", ("loyalty/services.py",)),
+    ("loyalty services (points_earn, points_redeem)", ("loyalty/services/",)),
+    ("credit service (credit_use)", ("credit/services/",)),
+    ("idempotency and savepoints (transaction.atomic)", ("django/db/transaction.py",)),
     ("GetCustomer answer from the selectors of 3 apps", ("customer_message (customer360/rpc.py",)),
     ("Prometheus metrics", ("prometheus_client/",)),
     ("close_old_connections", ("close_old_connections",)),
@@ -388,6 +242,7 @@ def profiled(pid: int, seconds: float, run: Callable[[], Result], title: str) ->
             "--rate",
             "250",
             "--gil",
+            "--subprocesses",
             "--format",
             "raw",
             "--output",
@@ -404,23 +259,79 @@ def profiled(pid: int, seconds: float, run: Callable[[], Result], title: str) ->
 
 
 # --- main --------------------------------------------------------------------------------------------------------
-def main() -> int:
+GET_CUSTOMER = "/zenlogic.customer.v1.CustomerService/GetCustomer"
+LEDGER_SHALLOW = 10
+SCALE_POOL = 64  # accounts in each ledger-depth pool (8 clients: few lock waits)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per scenario")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--hot", type=int, default=2_000, help="phones warmed for the cached GetCustomer")
+    parser.add_argument(
+        "--pool", type=int, default=200, help="customers with points to redeem / credit lines"
+    )
+    parser.add_argument(
+        "--ledger-rows", type=int, default=1_000, help="ledger rows of the deep accounts (0: skip)"
+    )
+    parser.add_argument(
+        "--scale-customers", type=int, default=0, help="also measure with this many customers (e.g. 1000000)"
+    )
     parser.add_argument("--workers", type=int, default=8, help="server worker threads")
-    parser.add_argument("--processes", type=int, default=1, help="grpcserver processes sharing the port")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="grpcserver processes sharing the port (default: the server's)",
+    )
+    parser.add_argument(
+        "--port-base", type=int, default=0, help="first of 3 ports to use (default: free ones)"
+    )
     parser.add_argument("--profile", action="store_true", help="sample the server with py-spy")
+    parser.add_argument("--json-out", default="", help="write the results to this file as JSON")
     parser.add_argument("--serve-echo", type=int, default=0, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def prepare(args: argparse.Namespace) -> dict[str, list[tuple[str, str]]]:
+    """The bench tenant's customers (bulk), empty accounts for all, points and credit lines for the pools."""
+    import data
+
+    started = time.perf_counter()
+    people = data.customers_load(args.customers)
+    firms = data.customers_load(args.pool, business=True)
+    data.accounts_ensure([pk for pk, _ in people])
+    redeemers = people[: args.pool]
+    shallow = people[args.pool : args.pool + SCALE_POOL]
+    deep = people[args.pool + SCALE_POOL : args.pool + 2 * SCALE_POOL]
+    data.points_seed([pk for pk, _ in redeemers])
+    data.credit_lines_seed([pk for pk, _ in firms])
+    if args.ledger_rows:
+        data.ledger_deepen([pk for pk, _ in shallow], LEDGER_SHALLOW)
+        data.ledger_deepen([pk for pk, _ in deep], args.ledger_rows)
+    print(
+        f"{len(people):,} customers, {len(firms)} businesses with credit lines, {len(redeemers)} with points, "
+        f"ledger pools of {SCALE_POOL} ready in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+    return {"people": people, "firms": firms, "redeemers": redeemers, "shallow": shallow, "deep": deep}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.serve_echo:
         serve_echo(args.serve_echo, args.workers)
         return 0
 
-    setup_django()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bare_sql
+    import data
+
+    data.setup_django()
     import grpc
     from django.core.management import call_command
 
@@ -429,33 +340,27 @@ def main() -> int:
     from zenlogic.customer.v1 import customer_service_pb2_grpc as pb_grpc
 
     call_command("migrate", verbosity=0)
-    started = time.perf_counter()
-    customers = load_customers(args.customers)
-    print(f"{len(customers)} customers of tenant {TENANT!r} ready in {time.perf_counter() - started:.1f} s")
+    groups = prepare(args)
+    people = groups["people"]
     database_url = os.environ["DATABASE_URL"]
     token = issue_dev_token(tenant=TENANT, user_id="bench", scopes=list(SCOPES), ttl_seconds=3600)
     metadata = [("authorization", f"Bearer {token}")]
-    phones = [phone for _, phone in customers]
-    probe = pb.GetCustomerRequest(phone=phones[0]).SerializeToString()
+    probe = pb.GetCustomerRequest(phone=people[0][1]).SerializeToString()
 
-    app_port, cold_port, echo_port = free_port(), free_port(), free_port()
+    if args.port_base:
+        app_port, cold_port, echo_port = args.port_base, args.port_base + 1, args.port_base + 2
+    else:
+        app_port, cold_port, echo_port = free_port(), free_port(), free_port()
     server_argv = [
-        sys.executable,
-        "manage.py",
-        "grpcserver",
-        "--bind",
-        "127.0.0.1",
-        "--metrics-port",
-        "0",
-        "--max-workers",
-        str(args.workers),
-        "--grace",
-        "2",
-    ]
+        sys.executable, "manage.py", "grpcserver", "--bind", "127.0.0.1", "--metrics-port", "0",
+        "--max-workers", str(args.workers), "--grace", "2",
+    ]  # fmt: skip
     # a key prefix of its own per run: answers cached by an earlier run would expire in the middle of this one
     run_id = uuid.uuid4().hex[:8]
+    if args.processes:
+        server_argv += ["--processes", str(args.processes)]
     app = start(
-        [*server_argv, "--port", str(app_port), "--processes", str(args.processes)],
+        [*server_argv, "--port", str(app_port)],
         env={"CACHE_KEY_PREFIX": f"bench-{run_id}"},
     )
     cold = start(
@@ -466,13 +371,13 @@ def main() -> int:
     results: dict[str, Result] = {}
     try:
         wait_ready(echo_port, ECHO_METHOD, probe, [])
-        get_customer = "/zenlogic.customer.v1.CustomerService/GetCustomer"
-        wait_ready(app_port, get_customer, probe, metadata)
-        wait_ready(cold_port, get_customer, probe, metadata)
+        wait_ready(app_port, GET_CUSTOMER, probe, metadata)
+        wait_ready(cold_port, GET_CUSTOMER, probe, metadata)
         print(
             f"cache: {'Redis' if os.environ.get('REDIS_URL') else 'local memory (set REDIS_URL for Redis)'}; "
             f"{args.clients} clients, {args.seconds:.0f} s per scenario, {args.workers} worker threads, "
-            f"{args.processes} server process(es)\n"
+            f"{args.processes or 'the default number of'} server process(es)",
+            flush=True,
         )
 
         def echo_worker(index: int) -> Callable[[], None]:
@@ -482,7 +387,7 @@ def main() -> int:
         def stub_for(port: int) -> pb_grpc.CustomerServiceStub:
             return pb_grpc.CustomerServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
 
-        def get_worker(port: int) -> Callable[[int], Callable[[], None]]:
+        def get_worker(port: int, phones: list[str]) -> Callable[[int], Callable[[], None]]:
             def make(index: int) -> Callable[[], None]:
                 stub = stub_for(port)
                 return lambda: stub.GetCustomer(
@@ -491,21 +396,62 @@ def main() -> int:
 
             return make
 
-        def earn_worker(index: int) -> Callable[[], None]:
+        def earn_worker(pool: list[tuple[str, str]], amount: str) -> Callable[[int], Callable[[], None]]:
+            def make(index: int) -> Callable[[], None]:
+                stub = stub_for(app_port)
+                return lambda: stub.AddLoyaltyPoints(
+                    pb.AddLoyaltyPointsRequest(
+                        customer_id=random.choice(pool)[0],
+                        idempotency_key=uuid.uuid4().hex,
+                        purchase_amount=amount,
+                        reference="bench",
+                    ),
+                    metadata=metadata,
+                    timeout=10,
+                )
+
+            return make
+
+        def redeem_worker(index: int) -> Callable[[], None]:
             stub = stub_for(app_port)
-            return lambda: stub.AddLoyaltyPoints(
-                pb.AddLoyaltyPointsRequest(
-                    customer_id=random.choice(customers)[0],
+            pool = groups["redeemers"]
+            return lambda: stub.RedeemLoyaltyPoints(
+                pb.RedeemLoyaltyPointsRequest(
+                    customer_id=random.choice(pool)[0],
                     idempotency_key=uuid.uuid4().hex,
-                    purchase_amount="1250.00",
+                    points=100,
                     reference="bench",
                 ),
                 metadata=metadata,
                 timeout=10,
             )
 
-        # every phone once, so that the cached run is answered from the cache
-        warm = iter(phones)
+        def credit_worker(index: int) -> Callable[[], None]:
+            stub = stub_for(app_port)
+            pool = groups["firms"]
+
+            def use() -> None:
+                order = uuid.uuid4().hex
+                stub.UseCreditLimit(
+                    pb.UseCreditLimitRequest(
+                        customer_id=random.choice(pool)[0], amount="1", order_id=order, idempotency_key=order
+                    ),
+                    metadata=metadata,
+                    timeout=10,
+                )
+
+            return use
+
+        def bare(
+            script: list[str], pool: list[tuple[str, str]], **extra: object
+        ) -> Callable[[int], Callable[[], None]]:
+            return lambda index: bare_sql.worker(database_url, script, pool, **extra)
+
+        # The cached scenario's phones, each looked up once first, by many clients at once (a cache miss costs the
+        # server tens of ms: looking up every customer one at a time took minutes).
+        hot = random.sample([phone for _, phone in people], min(args.hot, len(people)))
+        started = time.perf_counter()
+        warm = iter(hot)
         lock = threading.Lock()
 
         def warm_all() -> None:
@@ -517,52 +463,131 @@ def main() -> int:
                     return
                 stub.GetCustomer(pb.GetCustomerRequest(phone=phone), metadata=metadata, timeout=30)
 
-        started = time.perf_counter()
-        warmers = [threading.Thread(target=warm_all) for _ in range(args.clients)]
+        warmers = [threading.Thread(target=warm_all) for _ in range(2 * args.clients)]
         for thread in warmers:
             thread.start()
         for thread in warmers:
             thread.join()
-        print(f"every phone looked up once (cache warm) in {time.perf_counter() - started:.1f} s")
+        print(
+            f"{len(hot):,} phones looked up once (cache warm) in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
 
-        app_pid = app.pid if args.processes == 1 else 0
-        seconds = args.seconds
+        app_pid, cold_pid = app.pid, cold.pid  # py-spy follows the forked processes (--subprocesses)
 
-        def measure(name: str, maker: Callable[[int], Callable[[], None]], profile: bool = False) -> None:
+        def measure(name: str, maker: Callable[[int], Callable[[], None]], profile: int = 0) -> None:
             def run() -> Result:
-                return run_load(name, args.clients, seconds, maker)
+                return run_load(name, args.clients, args.seconds, maker)
 
-            if profile and args.profile and app_pid:
-                results[name] = profiled(app_pid, seconds + 1, run, name)
+            if profile and args.profile:
+                results[name] = profiled(profile, args.seconds + 1, run, name)
             else:
                 results[name] = run()
+            print(f"  {results[name].row()}", flush=True)
 
-        measure("echo (bare grpcio)", echo_worker)
-        measure("GetCustomer by phone (cached)", get_worker(app_port), profile=True)
-        measure("GetCustomer by phone (no cache)", get_worker(cold_port))
-        measure("AddLoyaltyPoints (purchase)", earn_worker, profile=True)
-        measure("bare SQL earn (psycopg)", lambda i: bare_sql_worker(database_url, customers))
+        all_phones = [phone for _, phone in people]
+        measure("echo", echo_worker)
+        measure("get_customer_cached", get_worker(app_port, hot), profile=app_pid)
+        measure("get_customer_uncached", get_worker(cold_port, all_phones), profile=cold_pid)
+        measure("bare_sql_lookup", bare(bare_sql.LOOKUP, people))
+        measure("add_loyalty_points", earn_worker(people, "125"), profile=app_pid)
+        measure("bare_sql_earn", bare(bare_sql.EARN, people, points=125, amount=125))
+        measure("redeem_loyalty_points", redeem_worker, profile=app_pid)
+        measure("bare_sql_redeem", bare(bare_sql.REDEEM, groups["redeemers"], points=100, discount=1))
+        measure("use_credit_limit", credit_worker, profile=app_pid)
+        measure("bare_sql_credit_use", bare(bare_sql.CREDIT_USE, groups["firms"], amount=1))
+        if args.ledger_rows:
+            measure(f"earn_ledger_{LEDGER_SHALLOW}", earn_worker(groups["shallow"], "10"))
+            measure(f"earn_ledger_{args.ledger_rows}", earn_worker(groups["deep"], "10"))
+        if args.scale_customers > len(people):
+            started = time.perf_counter()
+            total = data.customers_bulk_sql(args.scale_customers)
+            data.accounts_bulk_sql()
+            print(
+                f"grown to {total:,} customers (with accounts) in {time.perf_counter() - started:.1f} s",
+                flush=True,
+            )
+            from core.tenancy import tenant_context
+            from customers.models import Customer
+
+            with tenant_context(TENANT):
+                everyone = [
+                    (str(pk), phone)
+                    for pk, phone in Customer.objects.filter(type="individual").values_list("id", "phone")
+                ]
+            sample = random.sample(everyone, min(200_000, len(everyone)))
+            suffix = f"_{args.scale_customers // 1000}k"
+            measure("get_customer_uncached" + suffix, get_worker(cold_port, [phone for _, phone in sample]))
+            measure("bare_sql_lookup" + suffix, bare(bare_sql.LOOKUP, sample))
+            measure("add_loyalty_points" + suffix, earn_worker(sample, "125"))
     finally:
         for proc in (app, cold, echo):
             stop(proc)
 
+    report(results, args)
+    return 0
+
+
+def ratio(results: dict[str, Result], top: str, bottom: str, *, by: str = "rate") -> float | None:
+    if top not in results or bottom not in results:
+        return None
+    a, b = results[top], results[bottom]
+    if by == "p50":
+        return a.pct(0.5) / b.pct(0.5) if b.latencies else None
+    return a.rate / b.rate if b.rate else None
+
+
+RATIOS = [
+    ("get_customer_cached", "echo", 0.60),
+    ("get_customer_uncached", "bare_sql_lookup", 0.30),
+    ("add_loyalty_points", "bare_sql_earn", 0.33),
+    ("redeem_loyalty_points", "bare_sql_redeem", 0.33),
+    ("use_credit_limit", "bare_sql_credit_use", 0.33),
+]
+
+
+def report(results: dict[str, Result], args: argparse.Namespace) -> None:
     print(f"\n{'scenario':<34} {'calls':>8} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
     for result in results.values():
         print(result.row())
-    echo_rate = results["echo (bare grpcio)"].rate
-    sql_rate = results["bare SQL earn (psycopg)"].rate
-    print(
-        f"\nGetCustomer (cached) / echo      = {results['GetCustomer by phone (cached)'].rate / echo_rate:.2f}"
-        "  (target >= 0.60)"
-    )
-    print(
-        f"GetCustomer (no cache) / echo    = {results['GetCustomer by phone (no cache)'].rate / echo_rate:.2f}"
-    )
-    print(
-        f"AddLoyaltyPoints / bare SQL earn = {results['AddLoyaltyPoints (purchase)'].rate / sql_rate:.2f}"
-        "  (target >= 0.33)"
-    )
-    return 0
+    out: dict[str, object] = {
+        "scenarios": {
+            name: {
+                "calls": len(r.latencies),
+                "rate": r.rate,
+                "p50_ms": r.pct(0.5),
+                "p99_ms": r.pct(0.99),
+                "errors": r.errors,
+            }
+            for name, r in results.items()
+        },
+        "ratios": {},
+        "growth": {},
+    }
+    print("\nthroughput ratios (calls/s over calls/s, same run):")
+    for top, bottom, goal in RATIOS:
+        value = ratio(results, top, bottom)
+        if value is not None:
+            out["ratios"][f"{top}/{bottom}"] = value  # type: ignore[index]
+            print(f"  {top}/{bottom} = {value:.2f}  (goal >= {goal:.2f})")
+    growth = []
+    if args.ledger_rows:
+        growth.append((f"earn_ledger_{args.ledger_rows}", f"earn_ledger_{LEDGER_SHALLOW}"))
+    if args.scale_customers > args.customers:
+        suffix = f"_{args.scale_customers // 1000}k"
+        growth += [
+            (name + suffix, name)
+            for name in ("get_customer_uncached", "bare_sql_lookup", "add_loyalty_points")
+        ]
+    if growth:
+        print("growth (p50 latency over p50 latency, goal <= 1.2):")
+    for top, bottom in growth:
+        value = ratio(results, top, bottom, by="p50")
+        if value is not None:
+            out["growth"][f"{top}/{bottom}"] = value  # type: ignore[index]
+            print(f"  {top}/{bottom} = {value:.2f}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -10,11 +10,12 @@ scopes every table it reads, so the statement itself names no tenant in a WHERE 
 2. score the buyers 1-5 with three NTILE(5) windows, each ordered by its value and then by customer id, so ties
    are split deterministically (among equals, the smaller id gets the lower score);
 3. name the segment from the run's rule table (first rule by priority whose ranges match; the rule table is
-   expanded to the 125 R/F/M cells once and hash-joined), flag VIPs, and rate the churn risk from the days since
-   the last purchase over the customer's usual interval (the tenant's median interval for one-time buyers);
+   expanded to the 125 R/F/M cells in Python and passed as one array indexed by the scores), flag VIPs, and rate
+   the churn risk from the days since the last purchase over the customer's usual interval (the tenant's median
+   interval for one-time buyers);
 4. diff against the current segments: only rows whose segment, scores, VIP flag or churn risk changed are
-   upserted; rows whose *segment* changed also get a history row and a `customer.segment.changed` outbox event
-   in the envelope `core.outbox.outbox_record` writes;
+   written (inserted or updated), in customer order; rows whose *segment* changed also get a history row and a
+   `customer.segment.changed` outbox event in the envelope `core.outbox.outbox_record` writes;
 5. return the distribution (segment x churn risk x VIP) and the counts written.
 
 Nothing is loaded into Python: the caller receives a few dozen summary rows.
@@ -22,7 +23,6 @@ Nothing is loaded into Python: the caller receives a few dozen summary rows.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -137,7 +137,7 @@ interval_histogram AS (
     SELECT round(interval_days * 10)::int AS tenths, count(*) AS n
     FROM population WHERE interval_days IS NOT NULL GROUP BY 1
 ),
-typical AS (
+typical AS MATERIALIZED (
     SELECT coalesce(
         (SELECT min(h.tenths) / 10.0
          FROM (SELECT tenths, sum(n) OVER (ORDER BY tenths) AS running, sum(n) OVER () AS total
@@ -145,21 +145,10 @@ typical AS (
          WHERE h.running * 2 >= h.total),
         %(default_interval)s) AS interval_days
 ),
-rules AS (
-    SELECT * FROM jsonb_to_recordset(%(rules)s::jsonb)
-        AS x(priority int, segment text, r_min int, r_max int, f_min int, f_max int, m_min int, m_max int)
-),
-cells AS (
-    SELECT DISTINCT ON (g.r, g.f, g.m) g.r, g.f, g.m, rules.segment
-    FROM (SELECT r, f, m FROM generate_series(1, 5) r, generate_series(1, 5) f, generate_series(1, 5) m) g
-    JOIN rules ON g.r BETWEEN rules.r_min AND rules.r_max
-              AND g.f BETWEEN rules.f_min AND rules.f_max
-              AND g.m BETWEEN rules.m_min AND rules.m_max
-    ORDER BY g.r, g.f, g.m, rules.priority
-),
 everyone AS MATERIALIZED (
     SELECT s.customer_id,
-           CASE WHEN s.bought THEN coalesce(cells.segment, %(unclassified)s::text)
+           CASE WHEN s.bought
+                THEN coalesce((%(cells)s::text[])[(s.r - 1) * 25 + (s.f - 1) * 5 + s.m], %(unclassified)s::text)
                 ELSE %(no_purchases)s::text END AS segment,
            CASE WHEN s.bought THEN s.r ELSE 0 END AS r,
            CASE WHEN s.bought THEN s.f ELSE 0 END AS f,
@@ -174,37 +163,52 @@ everyone AS MATERIALIZED (
            s.recency_days, s.frequency, s.monetary
     FROM scored s
     CROSS JOIN typical t
-    LEFT JOIN cells ON cells.r = s.r AND cells.f = s.f AND cells.m = s.m
 ),
+-- In customer order: every index the writes below touch (the segments' key, the history's customer index, the
+-- events' keys) then grows page after page instead of at random places all over it (a first run writes 3M rows).
 diff AS MATERIALIZED (
-    SELECT e.*, coalesce(cur.segment, %(unclassified)s::text) AS old_segment
+    SELECT e.*, coalesce(cur.segment, %(unclassified)s::text) AS old_segment, cur.customer_id IS NULL AS is_new
     FROM everyone e
     LEFT JOIN segmentation_customersegment cur ON cur.customer_id = e.customer_id
     WHERE cur.customer_id IS NULL
        OR (cur.segment, cur.recency_score, cur.frequency_score, cur.monetary_score, cur.is_vip, cur.churn_risk)
           IS DISTINCT FROM (e.segment, e.r, e.f, e.m, e.is_vip, e.churn_risk)
+    ORDER BY e.customer_id
 ),
-upserted AS (
-    INSERT INTO segmentation_customersegment AS cs
+-- A plain INSERT for the customers without a row and an UPDATE for the others, not one upsert: only this job
+-- writes these rows (one run per tenant at a time, under the advisory lock), and a speculative insertion per row
+-- costs a first run (every row new) about as much again as the insert itself.
+inserted AS (
+    INSERT INTO segmentation_customersegment
         (customer_id, tenant_id, segment, recency_score, frequency_score, monetary_score, is_vip, churn_risk,
          segment_since, updated_at)
     SELECT d.customer_id, %(tenant)s::text, d.segment, d.r, d.f, d.m, d.is_vip, d.churn_risk,
            %(as_of)s, %(now)s
     FROM diff d
-    ON CONFLICT (customer_id) DO UPDATE SET
-        segment = EXCLUDED.segment,
-        recency_score = EXCLUDED.recency_score,
-        frequency_score = EXCLUDED.frequency_score,
-        monetary_score = EXCLUDED.monetary_score,
-        is_vip = EXCLUDED.is_vip,
-        churn_risk = EXCLUDED.churn_risk,
-        segment_since = CASE WHEN cs.segment = EXCLUDED.segment THEN cs.segment_since
-                             ELSE EXCLUDED.segment_since END,
-        updated_at = EXCLUDED.updated_at
+    WHERE d.is_new
     RETURNING 1
 ),
+updated AS (
+    UPDATE segmentation_customersegment cs SET
+        segment = d.segment,
+        recency_score = d.r,
+        frequency_score = d.f,
+        monetary_score = d.m,
+        is_vip = d.is_vip,
+        churn_risk = d.churn_risk,
+        segment_since = CASE WHEN cs.segment = d.segment THEN cs.segment_since ELSE %(as_of)s END,
+        updated_at = %(now)s
+    FROM diff d
+    WHERE NOT d.is_new AND cs.customer_id = d.customer_id
+    RETURNING 1
+),
+-- Event ids in the UUIDv7 layout (RFC 9562: the run's millisecond, then a counter in customer order, then
+-- random bits), so the outbox's primary key is appended to, not written at a random leaf per event.
 changes AS MATERIALIZED (
-    SELECT d.*, gen_random_uuid() AS event_id FROM diff d WHERE d.old_segment IS DISTINCT FROM d.segment
+    SELECT c.*,
+           (%(event_id_prefix)s || to_hex(8 | ((c.n >> 28) & 3)) || lpad(to_hex(c.n & 268435455), 7, '0')
+            || substr(md5(random()::text), 1, 8))::uuid AS event_id
+    FROM (SELECT d.*, row_number() OVER () AS n FROM diff d WHERE d.old_segment IS DISTINCT FROM d.segment) c
 ),
 history AS (
     INSERT INTO segmentation_segmentchange
@@ -248,7 +252,7 @@ events AS (
 )
 SELECT 'cell', e.segment, e.churn_risk, e.is_vip, (e.r > 0), count(*)
 FROM everyone e GROUP BY e.segment, e.churn_risk, e.is_vip, (e.r > 0)
-UNION ALL SELECT 'rows_written', NULL, NULL, NULL, NULL, count(*) FROM upserted
+UNION ALL SELECT 'rows_written', NULL, NULL, NULL, NULL, (SELECT count(*) FROM inserted) + (SELECT count(*) FROM updated)
 UNION ALL SELECT 'segment_changes', NULL, NULL, NULL, NULL, count(*) FROM history
 UNION ALL SELECT 'events', NULL, NULL, NULL, NULL, count(*) FROM events
 """
@@ -277,14 +281,45 @@ def bare_params(params: RfmParameters) -> dict[str, Any]:
     }
 
 
-def rfm_execute(params: RfmParameters) -> RfmCounts:
-    """Run the job's statement in the caller's transaction and return its summary."""
-    values = {
+def rule_cells(rules: list[dict[str, Any]]) -> list[str | None]:
+    """The segment of each R/F/M cell (index (r-1)*25 + (f-1)*5 + (m-1)): the first rule by priority covering it,
+    None where no rule does."""
+    ordered = sorted(
+        rules, key=lambda rule: rule["priority"]
+    )  # stable: equal priorities keep the table's order
+    return [
+        next(
+            (
+                rule["segment"]
+                for rule in ordered
+                if rule["r_min"] <= r <= rule["r_max"]
+                and rule["f_min"] <= f <= rule["f_max"]
+                and rule["m_min"] <= m <= rule["m_max"]
+            ),
+            None,
+        )
+        for r in range(1, 6)
+        for f in range(1, 6)
+        for m in range(1, 6)
+    ]
+
+
+def event_id_prefix(moment: datetime, run_id: int) -> str:
+    """The first 16 hex digits of the run's event ids: 48 bits of Unix milliseconds, the version 7, and 12 bits of
+    the run id (two runs of different tenants in the same millisecond still differ there)."""
+    millis = int(moment.timestamp() * 1000) & 0xFFFF_FFFF_FFFF
+    return f"{millis:012x}7{run_id & 0xFFF:03x}"
+
+
+def rfm_values(params: RfmParameters) -> dict[str, Any]:
+    """The bound parameters of the job's statement."""
+    return {
         **bare_params(params),
         "tenant": params.tenant_id,
         "run_id": params.run_id,
         "rule_version": params.rule_version,
-        "rules": json.dumps(params.rules),
+        "cells": rule_cells(params.rules),
+        "event_id_prefix": event_id_prefix(params.now, params.run_id),
         "vip_min_m": params.vip_min_monetary_score,
         "vip_top_percent": params.vip_top_percent,
         "churn_medium": params.churn_medium_ratio,
@@ -298,8 +333,12 @@ def rfm_execute(params: RfmParameters) -> RfmCounts:
         "event_type": EVENT_TYPE,
         "version": EVENT_VERSION,
     }
+
+
+def rfm_execute(params: RfmParameters) -> RfmCounts:
+    """Run the job's statement in the caller's transaction and return its summary."""
     with connection.cursor() as cursor:
-        cursor.execute(rfm_sql(params.vip_rule), values)
+        cursor.execute(rfm_sql(params.vip_rule), rfm_values(params))
         rows = cursor.fetchall()
 
     totals = {"rows_written": 0, "segment_changes": 0, "events": 0}
