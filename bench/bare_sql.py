@@ -154,14 +154,15 @@ CREDIT_USE = [
 ]
 
 # The rows an uncached GetCustomer answers from: the customer by phone with its segment, its loyalty account and
-# points expiring soon, its credit line.
+# points expiring soon, its credit line. The tenant is in the WHERE clause, as the service's querysets put it: the
+# unique (tenant, phone) index needs it (the Row-Level Security policy's OR cannot use an index).
 LOOKUP = [
     TENANT_SETTINGS,
     (
         "SELECT c.id, c.type, c.first_name, c.last_name, c.legal_name, c.trade_name, c.email, c.phone, "
         "c.document_type, c.document_number, c.loyalty_card_number, c.status, c.external_id, s.segment "
         "FROM customers_customer c LEFT JOIN segmentation_customersegment s ON s.customer_id = c.id "
-        "WHERE c.phone = %(phone)s AND c.status <> 'erased'"
+        "WHERE c.tenant_id = %(tenant)s AND c.phone = %(phone)s AND c.status <> 'erased'"
     ),
     (
         "SELECT id, available, pending, qualifying_points, tier FROM loyalty_loyaltyaccount "
