@@ -82,10 +82,9 @@ def main() -> int:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from customers.rpc import customer_lookup, customer_message
-
     from core.tenancy import tenant_context
     from credit.services import credit_use
+    from customer360.rpc import customer_lookup, customer_message
     from customers.selectors import customer_get
     from loyalty.services import points_earn, points_redeem
     from zenlogic.customer.v1 import customer_service_pb2 as pb

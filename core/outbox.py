@@ -21,7 +21,7 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # one insert: a failure aborts the caller's transaction anyway
 def outbox_record(
     *, tenant_id: str, event_type: str, data: dict[str, Any], aggregate_id: str = ""
 ) -> OutboxEvent:

@@ -2,8 +2,9 @@
 
 Every door (REST view, gRPC call, Celery task, admin request) runs its work inside `tenant_context(slug)`: one
 transaction whose `app.tenant_id` setting is transaction-local (`set_config(..., true)`), so it can never carry over
-to the next request that reuses the connection. On exit the previous value is restored, because a transaction-local
-setting lasts until the *outermost* transaction ends (a nested context would otherwise leak out of its block).
+to the next request that reuses the connection. Entering costs one statement; leaving the outermost context costs
+none (the setting ends with the transaction). A nested context restores the previous value on exit, because a
+transaction-local setting lasts until the *outermost* transaction ends (it would otherwise leak out of its block).
 
 The RLS policies (see `EnableRowLevelSecurity`) compare `tenant_id` with
 `NULLIF(current_setting('app.tenant_id', true), '')`: with no tenant set nothing is visible. A second policy lets
@@ -65,31 +66,44 @@ def require_tenant_slug() -> str:
     return slug
 
 
-def _set_local(name: str, value: str) -> str:
-    """Set a transaction-local setting and return its previous value ('' when unset)."""
+def _settings_set(tenant_slug: str, all_tenants: str, *, read_previous: bool) -> tuple[str, str]:
+    """Set both tenant settings transaction-locally in one statement; with `read_previous`, return their earlier
+    values ('' when unset) read in that same statement."""
+    set_both = "set_config('app.tenant_id', %s, true), set_config('app.all_tenants', %s, true)"
     with connection.cursor() as cursor:
+        if not read_previous:
+            cursor.execute(f"SELECT {set_both}", [tenant_slug, all_tenants])
+            return "", ""
         cursor.execute(
-            "SELECT coalesce(current_setting(%s, true), ''), set_config(%s, %s, true)", [name, name, value]
+            "SELECT coalesce(current_setting('app.tenant_id', true), ''), "
+            f"coalesce(current_setting('app.all_tenants', true), ''), {set_both}",
+            [tenant_slug, all_tenants],
         )
-        previous, _ = cursor.fetchone()
-    return previous
+        previous, previous_all, _, _ = cursor.fetchone()
+    return previous, previous_all
 
 
 @contextmanager
 def _scoped_transaction(*, tenant_slug: str | None, all_tenants: bool) -> Iterator[None]:
-    """One transaction with the tenant settings set locally, restored on exit (for nested blocks)."""
+    """One transaction with the tenant settings set locally: one statement in.
+
+    The outermost block restores nothing: a transaction-local setting ends with its transaction, so none out. A
+    nested block (inside a transaction someone else opened) reads the previous values in the statement that sets
+    its own and puts them back on exit, so its settings never leak out of it.
+    """
     token = _current_tenant.set(tenant_slug)
     all_token = _all_tenants.set(all_tenants)
+    nested = transaction.get_connection().in_atomic_block
     try:
         with transaction.atomic():
-            previous = _set_local("app.tenant_id", tenant_slug or "")
-            previous_all = _set_local("app.all_tenants", "on" if all_tenants else "off")
+            previous, previous_all = _settings_set(
+                tenant_slug or "", "on" if all_tenants else "off", read_previous=nested
+            )
             try:
                 yield
             finally:
-                if not transaction.get_connection().needs_rollback:
-                    _set_local("app.tenant_id", previous)
-                    _set_local("app.all_tenants", previous_all)
+                if nested and not transaction.get_connection().needs_rollback:
+                    _settings_set(previous, previous_all, read_previous=False)
     finally:
         _current_tenant.reset(token)
         _all_tenants.reset(all_token)
