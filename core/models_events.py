@@ -1,13 +1,13 @@
-"""The after-commit kick of the outbox relay.
+"""The after-commit kick of the outbox relay; a saved tenant drops the process's copy of its row.
 
 Imported at the bottom of core/models.py so that the signal is connected in every process.
 """
 
 from __future__ import annotations
 
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 
-from core.models import OutboxEvent
+from core.models import OutboxEvent, Tenant
 
 
 def _outbox_row_created(
@@ -21,3 +21,13 @@ def _outbox_row_created(
 
 
 post_save.connect(_outbox_row_created, sender=OutboxEvent, dispatch_uid="core.outbox.relay_kick")
+
+
+def _tenant_changed(sender: type[Tenant], instance: Tenant, **kwargs: object) -> None:
+    from core.tenancy import tenant_forget
+
+    tenant_forget(instance.slug)
+
+
+post_save.connect(_tenant_changed, sender=Tenant, dispatch_uid="core.tenancy.tenant_saved")
+post_delete.connect(_tenant_changed, sender=Tenant, dispatch_uid="core.tenancy.tenant_deleted")

@@ -51,6 +51,13 @@ def tenant_cached(slug: str) -> Any:
     return tenant
 
 
+def tenant_forget(slug: str) -> None:
+    """Drop this process's copy of the tenant's row (a saved tenant; again once its transaction commits, so that
+    a read in between cannot keep the old row). Other processes see a change within `TENANT_TTL`."""
+    _tenants.discard(slug)
+    transaction.on_commit(lambda: _tenants.discard(slug))
+
+
 class TenantNotSet(RuntimeError):
     """Raised when tenant-scoped code runs outside `tenant_context`."""
 

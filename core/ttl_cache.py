@@ -28,6 +28,10 @@ class TtlCache(Generic[V]):
                 self._entries.clear()
             self._entries[key] = (valid_until, value)
 
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -12,6 +12,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from core import clock
 from core.errors import InvalidInput
 from core.models import Tenant
+from core.tenancy import tenant_cached
 from credit.errors import (
     InvalidPaymentTerms,
 )
@@ -34,7 +35,8 @@ def hold_ttl() -> timedelta:
 
 # --- Small helpers ------------------------------------------------------------------------------------------------
 def _tenant(tenant_id: str) -> Tenant:
-    return Tenant.objects.get(slug=tenant_id)
+    """The process's copy of the tenant row (`core.tenancy.tenant_cached`): no statement on the hot path."""
+    return tenant_cached(tenant_id)
 
 
 def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:

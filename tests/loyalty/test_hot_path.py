@@ -102,3 +102,15 @@ def test_a_redeemed_refund_gives_points_back_to_an_expired_award_which_then_expi
     assert result.points_balance == 1
     assert account_of(customer_a).expired == 500
     assert earn(customer_a, points=1, qualifying=False, key="later").points_balance == 2
+
+
+def test_a_tenant_currency_change_is_seen_by_the_next_earn_in_the_same_process(tenant_a, customer_a, earn):
+    """The earn reads the tenant's currency from the process's copy of the tenant row: saving the tenant drops it."""
+    from core.errors import InvalidCurrency
+
+    assert earn(customer_a, "100.00", currency="CLP").points == 100  # the process holds the tenant row now
+    tenant_a.currency = "USD"
+    tenant_a.save(update_fields=["currency"])
+    with pytest.raises(InvalidCurrency):
+        earn(customer_a, "100.00", currency="CLP")
+    assert earn(customer_a, "100.00", currency="USD").points == 100
