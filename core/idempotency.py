@@ -1,11 +1,13 @@
 """One idempotency mechanism for every door: claim the key first, do the work in the same transaction, replay the
 first result on a repeat.
 
-`idempotent()` inserts the key's `IdempotencyRecord` (`INSERT ... ON CONFLICT DO NOTHING`) in a savepoint before
-any work. A concurrent duplicate blocks on the unique index until the first transaction ends, then either replays
+`idempotent()` inserts the key's `IdempotencyRecord` (`INSERT ... ON CONFLICT DO NOTHING`) before any work, in a
+savepoint when it runs nested inside another block (see `_needs_savepoint`). A concurrent duplicate blocks on the unique index until the first transaction ends, then either replays
 its committed result or (the first one rolled back) claims the key itself: two requests with one key never both do
 the work, whichever customer, line or account they touch. A refusal (`DomainError`) raised by the work rolls the
-savepoint back with the claim, so a refused request does not spend its key. The same key with another payload is
+savepoint back with the claim, so a refused request does not spend its key; directly in the outermost transaction
+(a door's `tenant_context`) the refusal rolls the whole transaction back, the claim with it, so no savepoint is
+needed there. The same key with another payload is
 `IdempotencyKeyReused` (422 / ALREADY_EXISTS).
 
 The replay convention of the doors: REST answers a replay with the status code of the first answer and the header
@@ -63,6 +65,19 @@ def _claim(record: IdempotencyRecord) -> bool:
     return claimed
 
 
+def _needs_savepoint() -> bool:
+    """A savepoint around the claim and the work, unless they run directly in the outermost transaction.
+
+    Directly in the outermost block (a door's `tenant_context`: gRPC, REST, a consumed event's own claim) an error
+    out of the work ends the whole transaction, so a savepoint would protect nothing and cost two statements. Nested
+    in another block (an event handler's earn, which may catch a refusal and go on; a caller's own
+    `transaction.atomic()`), the savepoint lets the caller go on without the refused work and its claim. Code that
+    catches an error directly in the outermost block and goes on must give the call a savepoint of its own.
+    """
+    connection_ = transaction.get_connection()
+    return not connection_.in_atomic_block or bool(connection_.savepoint_ids)
+
+
 def _is_key_violation(exc: IntegrityError, constraints: tuple[str, ...]) -> bool:
     constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
     return constraint in (KEY_CONSTRAINT, *constraints)
@@ -87,8 +102,9 @@ def idempotent(
     race elsewhere (then the stored result is replayed, not the error raised).
     """
     fingerprint = fingerprint_of(payload)
+    savepoint = _needs_savepoint()
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             record = IdempotencyRecord(
                 id=uuid.uuid4(),
                 tenant_id=tenant_id,
@@ -104,7 +120,9 @@ def idempotent(
                 record.save(update_fields=["result"])
                 return result, False
     except IntegrityError as exc:
-        if not _is_key_violation(exc, duplicate_constraints):
+        # without a savepoint the transaction is aborted: the error ends it (the claim comes first, so a duplicate
+        # constraint of the work cannot be lost to the same key there; only a nested call replays after it)
+        if not savepoint or not _is_key_violation(exc, duplicate_constraints):
             raise
     found = IdempotencyRecord.objects.filter(tenant_id=tenant_id, scope=scope, key=key).first()
     if found is None:  # pragma: no cover - the conflicting row committed, so it is visible now

@@ -53,7 +53,8 @@ class Command(BaseCommand):
             # Each app declares its demo data in `<app>/demo.py` (core.demo's registry), run in their order.
             for seeder in demo_seeders():
                 try:
-                    seeder.seed(tenant)
+                    with transaction.atomic():  # a refused seeder leaves the others' data in the transaction
+                        seeder.seed(tenant)
                 except DomainError as exc:
                     # the demo data was changed since it was seeded (by hand or by an API test run): a second
                     # `make run` must still start, with that app's demo data left as it is
