@@ -22,7 +22,7 @@ from core.tenancy import tenant_context
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-EARN_BUDGET = 13  # was 21; the goal is 10 (the README's hot-path section says what is left)
+EARN_BUDGET = 13  # was 21; the goal is 10 (bench/README.md, "Done so far", says what is left)
 REDEEM_BUDGET = 14  # was 22; goal 10
 CREDIT_USE_BUDGET = 16  # was 24; goal 10
 GET_CUSTOMER_UNCACHED_BUDGET = 11  # was 14; a customer without a credit line or segment; goal 5
