@@ -51,8 +51,17 @@ if PRODUCTION:
             f"APP_ENV=production needs these environment variables: {', '.join(missing)}"
         )
 
-SECRET_KEY = env("SECRET_KEY", "dev-insecure-secret-key-change-me")
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - in the repository, refused in production
+SECRET_KEY = env("SECRET_KEY", DEV_SECRET_KEY)
 DEBUG = env_bool("DEBUG", not PRODUCTION)
+if PRODUCTION:
+    # Django's own deploy check asks for 50 characters; a key from the repository or a short one is refused.
+    if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50:
+        raise ImproperlyConfigured(
+            "APP_ENV=production needs its own SECRET_KEY of at least 50 characters (not the development one)"
+        )
+    if DEBUG:
+        raise ImproperlyConfigured("APP_ENV=production refuses DEBUG=1: it shows settings and tracebacks")
 ALLOWED_HOSTS = [h for h in env("ALLOWED_HOSTS", "*" if not PRODUCTION else "").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -192,7 +201,8 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
 
 # --- Authentication (the Auth Service owns it; we verify) -----------------------------------------------------
 AUTH_VERIFIER = env("AUTH_VERIFIER", "jwt")  # "jwt" or "grpc"
-AUTH_JWT_SECRET = env("AUTH_JWT_SECRET", "" if PRODUCTION else "dev-only-jwt-secret-not-for-production-use")
+DEV_JWT_SECRET = "dev-only-jwt-secret-not-for-production-use"  # noqa: S105 - public, refused in production
+AUTH_JWT_SECRET = env("AUTH_JWT_SECRET", "" if PRODUCTION else DEV_JWT_SECRET)
 AUTH_JWT_PUBLIC_KEY = env("AUTH_JWT_PUBLIC_KEY")
 AUTH_JWT_ALGORITHMS = [a for a in env("AUTH_JWT_ALGORITHMS", "HS256").split(",") if a]
 AUTH_JWT_ISSUER = env("AUTH_JWT_ISSUER")
@@ -202,6 +212,17 @@ AUTH_GRPC_TIMEOUT = float(env("AUTH_GRPC_TIMEOUT", "0.5"))
 AUTH_CACHE_TTL = env_int("AUTH_CACHE_TTL", 30)
 if PRODUCTION and AUTH_VERIFIER == "jwt" and not (AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY):
     raise ImproperlyConfigured("AUTH_VERIFIER=jwt needs AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY in production")
+# RFC 7518 §3.2: an HS256 key has at least as many bytes as the hash (32); a shorter one can be brute-forced.
+AUTH_JWT_SECRET_MIN_BYTES = 32
+if (
+    PRODUCTION
+    and AUTH_JWT_SECRET
+    and (AUTH_JWT_SECRET == DEV_JWT_SECRET or len(AUTH_JWT_SECRET.encode()) < AUTH_JWT_SECRET_MIN_BYTES)
+):
+    raise ImproperlyConfigured(
+        f"APP_ENV=production needs its own AUTH_JWT_SECRET of at least {AUTH_JWT_SECRET_MIN_BYTES} bytes "
+        "(not the development one)"
+    )
 
 # --- gRPC -----------------------------------------------------------------------------------------------------
 # The module that wires the servicers into a server (build_server, worker_count); `grpcserver` imports it.
@@ -235,7 +256,36 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
     },
     "SECURITY": [{"bearerAuth": []}],
+    # one schema name per choice set that several fields share
+    "ENUM_NAME_OVERRIDES": {
+        "TierEnum": "loyalty.models.TierCode",
+        "CustomerTypeEnum": "customers.models.CustomerType",
+        "CustomerStatusEnum": "customers.models.CustomerStatus",
+        "CreditLineStatusEnum": "credit.models.CreditLineStatus",
+        "CreditHoldStatusEnum": "credit.models.CreditHoldStatus",
+        "CreditChargeStatusEnum": "credit.models.CreditChargeStatus",
+        "TransactionTypeEnum": "loyalty.models.TransactionType",
+        "AwardStatusEnum": "loyalty.models.AwardStatus",
+        "StampRewardStatusEnum": "loyalty.models.StampRewardStatus",
+        "CreditLedgerKindEnum": "credit.models.CreditLedgerKind",
+        "StampEntryKindEnum": "loyalty.models.StampEntryKind",
+    },
 }
+
+# --- HTTPS behind the load balancer (production defaults; `manage.py check --deploy` is clean with them) -------
+# The service sits behind a TLS-terminating proxy; SECURE_PROXY_SSL_HEADER names the header it sets
+# (e.g. HTTP_X_FORWARDED_PROTO, meaning "X-Forwarded-Proto: https"). Only set it if the proxy overwrites that header.
+if env("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = (env("SECURE_PROXY_SSL_HEADER"), "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+# health and metrics are scraped over plain HTTP inside the cluster
+SECURE_REDIRECT_EXEMPT = [r"^health", r"^ready", r"^metrics"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+SESSION_COOKIE_HTTPONLY = True
 
 # --- i18n, static ---------------------------------------------------------------------------------------------
 # English and Spanish (the businesses are in Latin America). Staff pick theirs in the admin (a cookie); API error

@@ -6,6 +6,7 @@ class CoreConfig(AppConfig):
     name = "core"
 
     def ready(self) -> None:
+        import core.schema  # noqa: F401  (registers the OpenAPI authentication extension)
         from core.metrics import metrics_register
 
         metrics_register()

@@ -219,7 +219,12 @@ def authenticate(authorization: str | None) -> Identity:
 
 
 def issue_dev_token(*, tenant: str, user_id: str, scopes: list[str], ttl_seconds: int) -> str:
-    """A token for the `jwt` verifier (development, tests, deployments sharing the key)."""
+    """A token for the `jwt` verifier (development and tests). Production never mints: its tokens come from the
+    Auth Service, and a process that could mint them could impersonate any tenant."""
+    if settings.PRODUCTION:
+        raise RuntimeError(
+            "Tokens are not issued in production (APP_ENV=production); the Auth Service issues them."
+        )
     if settings.AUTH_VERIFIER != "jwt":
         raise RuntimeError("Tokens can only be issued for the jwt verifier (AUTH_VERIFIER=jwt).")
     if not settings.AUTH_JWT_SECRET:

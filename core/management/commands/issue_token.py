@@ -25,6 +25,10 @@ class Command(BaseCommand):
         parser.add_argument("--user", default="dev-user", help="The token's `sub` claim.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if settings.PRODUCTION:
+            raise CommandError(
+                "issue_token refuses in production (APP_ENV=production): the Auth Service issues tokens."
+            )
         if settings.AUTH_VERIFIER != "jwt":
             raise CommandError(
                 f"issue_token works only with the jwt verifier; AUTH_VERIFIER is {settings.AUTH_VERIFIER!r}."
