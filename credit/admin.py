@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy
 
 from core.admin import TenantScopedAdmin
 from core.admin_display import ReadableMoneyAdmin, money_field
+from core.api import actor_of
 from core.backoffice import displayed_for
 from core.errors import DomainError
 from core.models import Tenant
@@ -41,10 +42,6 @@ from credit.models import (
 from customers.models import Customer, CustomerStatus, CustomerType
 
 APPROVE_PERMISSION = "credit.approve_creditline"
-
-
-def actor_of(request: HttpRequest) -> str:
-    return f"admin:{request.user.get_username()}"
 
 
 def can_approve(request: HttpRequest) -> bool:

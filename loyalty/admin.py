@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy
 
 from core.admin import TenantScopedAdmin
 from core.admin_display import ReadableMoneyAdmin, points_field
+from core.api import actor_of
 from core.errors import DomainError
 from loyalty import services
 from loyalty.models import (
@@ -35,10 +36,6 @@ from loyalty.models import (
 )
 
 INLINE_LIMIT = 100
-
-
-def _actor(request: HttpRequest) -> str:
-    return f"admin:{request.user.get_username()}"
 
 
 class ReadOnlyMixin:
@@ -156,7 +153,7 @@ class LoyaltyProgramAdmin(TenantScopedAdmin):
         data = {
             name: form.cleaned_data[name] for name in services.PROGRAM_FIELDS if name in form.cleaned_data
         }
-        saved = services.program_update(tenant_id=tenant_id, data=data, actor=_actor(request))
+        saved = services.program_update(tenant_id=tenant_id, data=data, actor=actor_of(request))
         obj.pk = saved.pk
         obj._state.adding = False
 
@@ -176,7 +173,7 @@ class LoyaltyProgramAdmin(TenantScopedAdmin):
             if getattr(f, "cleaned_data", None)
         ]
         services.program_update(
-            tenant_id=form.instance.tenant_id, data={}, tiers=tiers, actor=_actor(request)
+            tenant_id=form.instance.tenant_id, data={}, tiers=tiers, actor=actor_of(request)
         )
         return None
 
@@ -373,7 +370,7 @@ class LoyaltyAccountAdmin(ReadOnlyMixin, TenantScopedAdmin):
                     idempotency_key=form.cleaned_data["idempotency_key"],
                     points=form.cleaned_data["points"],
                     reason=form.cleaned_data["reason"],
-                    actor=_actor(request),
+                    actor=actor_of(request),
                     source="admin",
                 )
             except DomainError as exc:
@@ -399,11 +396,11 @@ class LoyaltyAccountAdmin(ReadOnlyMixin, TenantScopedAdmin):
                         tier=form.cleaned_data["tier"],
                         expires_at=form.cleaned_data["expires_at"],
                         reason=form.cleaned_data["reason"],
-                        actor=_actor(request),
+                        actor=actor_of(request),
                     )
                 else:
                     services.tier_override_clear(
-                        customer=account.customer, reason=form.cleaned_data["reason"], actor=_actor(request)
+                        customer=account.customer, reason=form.cleaned_data["reason"], actor=actor_of(request)
                     )
             except DomainError as exc:
                 self.message_user(request, f"{exc.message} ({exc.code})", level=messages.ERROR)
@@ -504,7 +501,7 @@ class StampRewardAdmin(ReadOnlyMixin, TenantScopedAdmin):
         for reward in queryset.select_related("customer"):
             try:
                 services.stamp_reward_redeem(
-                    customer=reward.customer, reward_id=reward.pk, actor=_actor(request)
+                    customer=reward.customer, reward_id=reward.pk, actor=actor_of(request)
                 )
                 done += 1
             except DomainError as exc:
