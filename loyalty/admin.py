@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core.admin import TenantScopedAdmin
-from core.admin_display import ReadableMoneyAdmin, points_field
+from core.admin_display import ReadOnlyAdminMixin, ReadOnlyInline, points_field
 from core.api import actor_of
 from core.errors import DomainError
 from loyalty import services
@@ -36,19 +36,6 @@ from loyalty.models import (
 )
 
 INLINE_LIMIT = 100
-
-
-class ReadOnlyMixin:
-    """Rows that only services write (ledgers, balances, rewards): the admin shows them and changes nothing."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- Program and tiers ----------------------------------------------------------------------------------------
@@ -179,13 +166,7 @@ class LoyaltyProgramAdmin(TenantScopedAdmin):
 
 
 # --- Accounts -------------------------------------------------------------------------------------------------
-class _ReadOnlyInline(ReadableMoneyAdmin, ReadOnlyMixin, admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-
-class TransactionInline(_ReadOnlyInline):
+class TransactionInline(ReadOnlyInline):
     model = LoyaltyTransaction
     fk_name = "account"
     verbose_name_plural = f"Ledger (latest {INLINE_LIMIT})"
@@ -210,7 +191,7 @@ class TransactionInline(_ReadOnlyInline):
         return qs.filter(pk__in=latest)
 
 
-class TierChangeInline(_ReadOnlyInline):
+class TierChangeInline(ReadOnlyInline):
     model = TierChange
     verbose_name_plural = "Tier history"
     fields = [
@@ -230,7 +211,7 @@ class TierChangeInline(_ReadOnlyInline):
 
 
 @admin.register(LoyaltyAccount)
-class LoyaltyAccountAdmin(ReadOnlyMixin, TenantScopedAdmin):
+class LoyaltyAccountAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = [
         "customer",
         "tier",
@@ -434,7 +415,7 @@ class TierOverrideForm(forms.Form):
 
 
 @admin.register(LoyaltyTransaction)
-class LoyaltyTransactionAdmin(ReadOnlyMixin, TenantScopedAdmin):
+class LoyaltyTransactionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = [
         "created_at",
         "customer",
@@ -488,7 +469,7 @@ class StampRuleAdmin(TenantScopedAdmin):
 
 
 @admin.register(StampReward)
-class StampRewardAdmin(ReadOnlyMixin, TenantScopedAdmin):
+class StampRewardAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = ["customer", "rule", "status", "issued_at", "redeemed_at"]
     list_filter = ["status"]
     search_fields = ["customer__email", "customer__phone"]
