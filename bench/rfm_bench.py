@@ -191,7 +191,7 @@ def bare_sql(source: str) -> Callable[[], int]:
     from core.tenancy import tenant_context
     from segmentation.rfm import BARE_SQL
 
-    work_mem = getattr(settings, "SEGMENTATION_WORK_MEM", "256MB")
+    work_mem = settings.SEGMENTATION_WORK_MEM
     statements = {
         "purchases": BARE_SQL.format(table="bench_rfm_scores"),
         "metrics": """

@@ -134,3 +134,24 @@ class ReadableMoneyAdmin:
             )
             for title, options in fieldsets
         ]
+
+
+class ReadOnlyAdminMixin:
+    """Rows that only services write (ledgers, balances, documents, runs): the admin shows them and changes nothing.
+    Put it before the admin base class (`class LedgerAdmin(ReadOnlyAdminMixin, TenantScopedAdmin)`)."""
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(ReadableMoneyAdmin, ReadOnlyAdminMixin, admin.TabularInline):
+    """A read-only table of rows under their parent's page (money and points shown as people read them)."""
+
+    extra = 0
+    can_delete = False

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers as drf_serializers
 from rest_framework import status
@@ -233,9 +233,12 @@ __all__ = [
 
 
 # --- The doors' toolkit: who acts, strict input ---------------------------------------------------------------------
-def actor_of(view: TenantAPIView) -> str:
-    """Who a REST call acts as, for the audit fields of what it writes: `api:<user id of the token>`."""
-    return f"api:{view.identity.user_id}"
+def actor_of(source: TenantAPIView | HttpRequest) -> str:
+    """Who a call acts as, for the audit fields of what it writes: `api:<user id of the token>` for a REST view,
+    `admin:<username>` for a request of the admin site."""
+    if isinstance(source, HttpRequest):
+        return f"admin:{source.user.get_username()}"
+    return f"api:{source.identity.user_id}"
 
 
 class StrictFieldsMixin:

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.languages import get_official_languages
-from babel.numbers import format_currency, format_decimal, get_currency_precision
+from babel.numbers import format_currency, format_decimal
 from django.conf import settings
-from django.utils import timezone, translation
+from django.utils import timezone
 
 FALLBACK_LOCALE = "en_US"
 
@@ -44,11 +44,6 @@ def tenant_language(tenant: Any) -> str:
     language = tenant_locale(tenant).split("_")[0]
     spoken = {code for code, _ in settings.LANGUAGES}
     return language if language in spoken else "en"
-
-
-def currency_decimals(currency: str) -> int:
-    """The ISO 4217 minor units of a currency (CLP 0, USD 2)."""
-    return int(get_currency_precision(currency.upper()))
 
 
 def money_display(amount: Decimal | int | str | None, currency: str, locale: str = FALLBACK_LOCALE) -> str:
@@ -89,7 +84,3 @@ def date_display(value: date | None, locale: str = FALLBACK_LOCALE) -> str:
     if value is None:
         return "—"
     return str(format_date(value, "yyyy-MM-dd", locale=locale))
-
-
-def active_language() -> str:
-    return (translation.get_language() or "en").split("-")[0]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -264,10 +263,9 @@ def _kick() -> None:
     from core.tasks import outbox_relay_task
 
     options: dict[str, Any] = {"retry": False, "expires": 60}
-    # the queue the worker of this deployment consumes, when it was given (read at call time: tests set it late)
-    queue = os.environ.get("CELERY_TASK_DEFAULT_QUEUE")
-    if queue:
-        options["queue"] = queue
+    # the queue the worker of this deployment consumes
+    if settings.CELERY_TASK_DEFAULT_QUEUE:
+        options["queue"] = settings.CELERY_TASK_DEFAULT_QUEUE
     try:
         outbox_relay_task.apply_async(**options)
     except Exception as exc:

@@ -21,7 +21,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core.admin import TenantScopedAdmin
-from core.admin_display import ReadableMoneyAdmin, money_field
+from core.admin_display import ReadOnlyAdminMixin, ReadOnlyInline, money_field
+from core.api import actor_of
 from core.backoffice import displayed_for
 from core.errors import DomainError
 from core.models import Tenant
@@ -41,10 +42,6 @@ from credit.models import (
 from customers.models import Customer, CustomerStatus, CustomerType
 
 APPROVE_PERMISSION = "credit.approve_creditline"
-
-
-def actor_of(request: HttpRequest) -> str:
-    return f"admin:{request.user.get_username()}"
 
 
 def can_approve(request: HttpRequest) -> bool:
@@ -69,25 +66,14 @@ class _ServiceRefusalAsMessage(admin.ModelAdmin):
             return HttpResponseRedirect(request.get_full_path())
 
 
-class _ReadOnlyInline(ReadableMoneyAdmin, admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class HistoryInline(_ReadOnlyInline):
+class HistoryInline(ReadOnlyInline):
     model = CreditLineChange
     fields = ["created_at", "action", "from_status", "to_status", "from_limit", "to_limit", "actor", "reason"]
     readonly_fields = fields
     verbose_name_plural = "History"
 
 
-class ChargeInline(_ReadOnlyInline):
+class ChargeInline(ReadOnlyInline):
     model = CreditCharge
     fk_name = "line"
     fields = [
@@ -103,7 +89,7 @@ class ChargeInline(_ReadOnlyInline):
     ordering = ["-created_at"]
 
 
-class HoldInline(_ReadOnlyInline):
+class HoldInline(ReadOnlyInline):
     model = CreditHold
     fields = ["order_id", "amount", "status", "expires_at", "created_at", "ended_at"]
     readonly_fields = fields
@@ -490,19 +476,8 @@ class CreditRequestAdmin(TenantScopedAdmin):
 
 
 # --- Documents (read-only) ----------------------------------------------------------------------------------------------
-class _ReadOnlyAdmin(TenantScopedAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(CreditCharge)
-class CreditChargeAdmin(_ReadOnlyAdmin):
+class CreditChargeAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = [
         "order_id",
         "line",
@@ -518,7 +493,7 @@ class CreditChargeAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(CreditHold)
-class CreditHoldAdmin(_ReadOnlyAdmin):
+class CreditHoldAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = ["order_id", "line", "amount", "status", "expires_at", "created_at"]
     list_filter = ["status"]
     search_fields = ["order_id"]
@@ -526,14 +501,14 @@ class CreditHoldAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(CreditPayment)
-class CreditPaymentAdmin(_ReadOnlyAdmin):
+class CreditPaymentAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = ["payment_id", "line", "amount", "unapplied_amount", "received_at"]
     search_fields = ["payment_id", "order_id"]
     list_select_related = ["line__customer"]
 
 
 @admin.register(CreditLedgerEntry)
-class CreditLedgerEntryAdmin(_ReadOnlyAdmin):
+class CreditLedgerEntryAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = [
         "created_at",
         "line",

@@ -16,8 +16,7 @@ from uuid import UUID
 from celery import shared_task
 
 from core import clock
-from core.models import Tenant
-from core.tenancy import tenant_context
+from core.tasks import for_each_tenant
 from credit import selectors, services
 
 logger = logging.getLogger(__name__)
@@ -28,25 +27,7 @@ def _each_tenant_line(
 ) -> dict[str, tuple[list[Any], int]]:
     """Per tenant: pick the lines in one tenant transaction, then `process` each line in a transaction of its own.
     Returns {tenant: (results of the lines that went through, number of lines that failed)}."""
-    results: dict[str, tuple[list[Any], int]] = {}
-    for slug in Tenant.objects.order_by("slug").values_list("slug", flat=True):
-        try:
-            with tenant_context(slug):
-                line_ids = candidates()
-        except Exception:
-            logger.exception("credit %s: could not list the lines of tenant %s", name, slug)
-            results[slug] = ([], 1)
-            continue
-        done, failed = [], 0
-        for line_id in line_ids:
-            try:
-                with tenant_context(slug):
-                    done.append(process(line_id))
-            except Exception:
-                logger.exception("credit %s failed for line %s of tenant %s", name, line_id, slug)
-                failed += 1
-        results[slug] = (done, failed)
-    return results
+    return for_each_tenant(f"credit {name}", lambda _tenant: candidates(), process)
 
 
 @shared_task(name="credit.overdue_process", ignore_result=True)

@@ -10,6 +10,7 @@ from django.http import HttpRequest
 
 from core.admin import TenantScopedAdmin
 from core.admin_display import ReadableMoneyAdmin
+from core.api import actor_of
 from core.errors import DomainError
 from core.models import Tenant
 from customers import services
@@ -206,7 +207,7 @@ class CustomerAdmin(TenantScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
         data = {k: form.cleaned_data.get(k) for k in services.EDITABLE_FIELDS if k in form.cleaned_data}
-        actor = f"admin:{request.user.get_username()}"
+        actor = actor_of(request)
         if change:
             changed = {k: v for k, v in data.items() if k in form.changed_data}
             saved = services.customer_update(customer=obj, data=changed, actor=actor)

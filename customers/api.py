@@ -13,7 +13,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import DefaultCursorPagination, TenantAPIView, actor_of
+from core.api import DefaultCursorPagination, StrictFieldsMixin, TenantAPIView, actor_of
 from core.tenancy import require_tenant_slug
 from customers import selectors, services
 from customers.models import (
@@ -53,7 +53,7 @@ class CustomerOutput(serializers.ModelSerializer):
         return selectors.customer_segment_name(customer)
 
 
-class CustomerInput(serializers.Serializer):
+class CustomerInput(StrictFieldsMixin, serializers.Serializer):
     type = serializers.ChoiceField(choices=CustomerType.choices)
     first_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     last_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -171,7 +171,7 @@ class CustomerLookupView(TenantAPIView):
 
 
 # --- Addresses ------------------------------------------------------------------------------------------------
-class AddressSerializer(serializers.ModelSerializer):
+class AddressSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     kind = serializers.ChoiceField(choices=AddressKind.choices)
     country = serializers.RegexField(r"^[A-Za-z]{2}$", max_length=2)
 
@@ -248,7 +248,7 @@ class AddressDetailView(TenantAPIView):
 
 
 # --- Preferences ----------------------------------------------------------------------------------------------
-class ConsentSerializer(serializers.ModelSerializer):
+class ConsentSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     class Meta:
         model = ChannelConsent
         fields = ["channel", "consented", "changed_at", "source"]
@@ -261,7 +261,7 @@ class PreferencesOutput(serializers.Serializer):
     consents = ConsentSerializer(many=True)
 
 
-class PreferencesInput(serializers.Serializer):
+class PreferencesInput(StrictFieldsMixin, serializers.Serializer):
     categories = serializers.ListField(
         child=serializers.CharField(max_length=64), required=False, max_length=100
     )
@@ -321,7 +321,7 @@ class PreferencesView(TenantAPIView):
     put = patch
 
 
-class FavouriteOrderSerializer(serializers.ModelSerializer):
+class FavouriteOrderSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     items = serializers.ListField(child=serializers.DictField(), max_length=200)
 
     class Meta:

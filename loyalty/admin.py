@@ -19,7 +19,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core.admin import TenantScopedAdmin
-from core.admin_display import ReadableMoneyAdmin, points_field
+from core.admin_display import ReadOnlyAdminMixin, ReadOnlyInline, points_field
+from core.api import actor_of
 from core.errors import DomainError
 from loyalty import services
 from loyalty.models import (
@@ -35,23 +36,6 @@ from loyalty.models import (
 )
 
 INLINE_LIMIT = 100
-
-
-def _actor(request: HttpRequest) -> str:
-    return f"admin:{request.user.get_username()}"
-
-
-class ReadOnlyMixin:
-    """Rows that only services write (ledgers, balances, rewards): the admin shows them and changes nothing."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- Program and tiers ----------------------------------------------------------------------------------------
@@ -156,7 +140,7 @@ class LoyaltyProgramAdmin(TenantScopedAdmin):
         data = {
             name: form.cleaned_data[name] for name in services.PROGRAM_FIELDS if name in form.cleaned_data
         }
-        saved = services.program_update(tenant_id=tenant_id, data=data, actor=_actor(request))
+        saved = services.program_update(tenant_id=tenant_id, data=data, actor=actor_of(request))
         obj.pk = saved.pk
         obj._state.adding = False
 
@@ -176,19 +160,13 @@ class LoyaltyProgramAdmin(TenantScopedAdmin):
             if getattr(f, "cleaned_data", None)
         ]
         services.program_update(
-            tenant_id=form.instance.tenant_id, data={}, tiers=tiers, actor=_actor(request)
+            tenant_id=form.instance.tenant_id, data={}, tiers=tiers, actor=actor_of(request)
         )
         return None
 
 
 # --- Accounts -------------------------------------------------------------------------------------------------
-class _ReadOnlyInline(ReadableMoneyAdmin, ReadOnlyMixin, admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-
-class TransactionInline(_ReadOnlyInline):
+class TransactionInline(ReadOnlyInline):
     model = LoyaltyTransaction
     fk_name = "account"
     verbose_name_plural = f"Ledger (latest {INLINE_LIMIT})"
@@ -213,7 +191,7 @@ class TransactionInline(_ReadOnlyInline):
         return qs.filter(pk__in=latest)
 
 
-class TierChangeInline(_ReadOnlyInline):
+class TierChangeInline(ReadOnlyInline):
     model = TierChange
     verbose_name_plural = "Tier history"
     fields = [
@@ -233,7 +211,7 @@ class TierChangeInline(_ReadOnlyInline):
 
 
 @admin.register(LoyaltyAccount)
-class LoyaltyAccountAdmin(ReadOnlyMixin, TenantScopedAdmin):
+class LoyaltyAccountAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = [
         "customer",
         "tier",
@@ -373,7 +351,7 @@ class LoyaltyAccountAdmin(ReadOnlyMixin, TenantScopedAdmin):
                     idempotency_key=form.cleaned_data["idempotency_key"],
                     points=form.cleaned_data["points"],
                     reason=form.cleaned_data["reason"],
-                    actor=_actor(request),
+                    actor=actor_of(request),
                     source="admin",
                 )
             except DomainError as exc:
@@ -399,11 +377,11 @@ class LoyaltyAccountAdmin(ReadOnlyMixin, TenantScopedAdmin):
                         tier=form.cleaned_data["tier"],
                         expires_at=form.cleaned_data["expires_at"],
                         reason=form.cleaned_data["reason"],
-                        actor=_actor(request),
+                        actor=actor_of(request),
                     )
                 else:
                     services.tier_override_clear(
-                        customer=account.customer, reason=form.cleaned_data["reason"], actor=_actor(request)
+                        customer=account.customer, reason=form.cleaned_data["reason"], actor=actor_of(request)
                     )
             except DomainError as exc:
                 self.message_user(request, f"{exc.message} ({exc.code})", level=messages.ERROR)
@@ -437,7 +415,7 @@ class TierOverrideForm(forms.Form):
 
 
 @admin.register(LoyaltyTransaction)
-class LoyaltyTransactionAdmin(ReadOnlyMixin, TenantScopedAdmin):
+class LoyaltyTransactionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = [
         "created_at",
         "customer",
@@ -491,7 +469,7 @@ class StampRuleAdmin(TenantScopedAdmin):
 
 
 @admin.register(StampReward)
-class StampRewardAdmin(ReadOnlyMixin, TenantScopedAdmin):
+class StampRewardAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = ["customer", "rule", "status", "issued_at", "redeemed_at"]
     list_filter = ["status"]
     search_fields = ["customer__email", "customer__phone"]
@@ -504,7 +482,7 @@ class StampRewardAdmin(ReadOnlyMixin, TenantScopedAdmin):
         for reward in queryset.select_related("customer"):
             try:
                 services.stamp_reward_redeem(
-                    customer=reward.customer, reward_id=reward.pk, actor=_actor(request)
+                    customer=reward.customer, reward_id=reward.pk, actor=actor_of(request)
                 )
                 done += 1
             except DomainError as exc:

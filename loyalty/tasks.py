@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from celery import shared_task
 
 from core import clock
-from core.models import Tenant
-from core.tenancy import tenant_context
+from core.tasks import for_each_tenant
 from customers.models import Customer
 from loyalty import selectors, services
 
@@ -27,28 +25,14 @@ logger = logging.getLogger(__name__)
 def _each_due_customer(
     name: str, find: Callable[..., list[UUID]], act: Callable[[Customer], Any]
 ) -> dict[str, dict[str, int]]:
-    results: dict[str, dict[str, int]] = {}
-    for slug in Tenant.objects.order_by("slug").values_list("slug", flat=True):
-        done = failed = 0
-        try:
-            with tenant_context(slug):
-                now: datetime = clock.now()
-                customer_ids = find(now=now)
-        except Exception:
-            logger.exception("loyalty %s: could not list due accounts of tenant %s", name, slug)
-            results[slug] = {"done": 0, "failed": 1}
-            continue
-        for customer_id in customer_ids:
-            try:
-                with tenant_context(slug):
-                    act(Customer.objects.get(pk=customer_id))
-                done += 1
-            except Exception:
-                failed += 1
-                logger.exception("loyalty %s failed for customer %s of tenant %s", name, customer_id, slug)
-        if customer_ids:
-            results[slug] = {"done": done, "failed": failed}
-    return results
+    runs = for_each_tenant(
+        f"loyalty {name}",
+        lambda _tenant: find(now=clock.now()),
+        lambda customer_id: act(Customer.objects.get(pk=customer_id)),
+    )
+    return {
+        slug: {"done": len(done), "failed": failed} for slug, (done, failed) in runs.items() if done or failed
+    }
 
 
 @shared_task(name="loyalty.release_pending_points", ignore_result=True)

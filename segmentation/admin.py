@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from core.admin import TenantScopedAdmin
+from core.admin_display import ReadOnlyAdminMixin
 from core.tenancy import tenant_context
 from segmentation import services
 from segmentation.models import CustomerSegment, SegmentationSettings, SegmentChange, SegmentRule, SegmentRun
@@ -188,19 +189,8 @@ class SegmentRuleAdmin(TenantScopedAdmin):
             self._bump(request, tenant_id)
 
 
-class ReadOnlyAdmin(TenantScopedAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(SegmentRun)
-class SegmentRunAdmin(ReadOnlyAdmin):
+class SegmentRunAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = [
         "as_of",
         "rule_version",
@@ -222,7 +212,7 @@ class SegmentRunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CustomerSegment)
-class CustomerSegmentAdmin(ReadOnlyAdmin):
+class CustomerSegmentAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = [
         "customer",
         "segment",
@@ -246,7 +236,7 @@ class CustomerSegmentAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SegmentChange)
-class SegmentChangeAdmin(ReadOnlyAdmin):
+class SegmentChangeAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = [
         "as_of",
         "customer",

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from core.errors import DomainError
 from core.models import Tenant
+from core.tasks import for_each_tenant
 from core.tenancy import tenant_context
 from segmentation import selectors, services
 
@@ -24,22 +25,20 @@ def rfm_dispatch() -> list[str]:
     """Enqueue the recomputation of every tenant whose night has come and whose run for yesterday is missing."""
     now = timezone.now()
     local_hour = int(settings.SEGMENTATION_LOCAL_HOUR)
-    enqueued = []
-    for tenant in Tenant.objects.order_by("slug"):
-        try:
-            local = now.astimezone(ZoneInfo(tenant.time_zone))
-            if local.hour < local_hour:
-                continue
-            as_of = services.rfm_default_as_of(tenant, now=now)
-            with tenant_context(tenant):
-                due = selectors.rfm_run_due(as_of)
-        except Exception:
-            logger.exception("RFM dispatch failed for tenant %s", tenant.slug)
-            continue
-        if due:
-            rfm_recompute_tenant.delay(tenant.slug, as_of.isoformat())
-            enqueued.append(tenant.slug)
-    return enqueued
+
+    def due(tenant: Tenant) -> list[tuple[str, date]]:
+        if now.astimezone(ZoneInfo(tenant.time_zone)).hour < local_hour:
+            return []
+        as_of = services.rfm_default_as_of(tenant, now=now)
+        return [(tenant.slug, as_of)] if selectors.rfm_run_due(as_of) else []
+
+    def enqueue(item: tuple[str, date]) -> str:
+        slug, as_of = item
+        rfm_recompute_tenant.delay(slug, as_of.isoformat())
+        return slug
+
+    runs = for_each_tenant("RFM dispatch", due, enqueue)
+    return [slug for done, _failed in runs.values() for slug in done]
 
 
 @shared_task(name="segmentation.rfm_recompute_tenant")

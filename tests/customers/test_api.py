@@ -214,3 +214,27 @@ def test_customer_views_show_the_segment_of_the_latest_run(api_a, customer_a, te
         )
     assert api_a.get(f"{URL}{customer_a.id}/").json()["segment"] == "champions"
     assert api_a.get(URL).json()["results"][0]["segment"] == "champions"
+
+
+@pytest.mark.parametrize(
+    "method,path,data,unknown",
+    [
+        ("post", "", {"type": "individual", "first_name": "A", "emial": "a@example.com"}, "emial"),
+        ("patch", "{c}/", {"stauts": "blocked"}, "stauts"),
+        (
+            "post",
+            "{c}/addresses/",
+            {"label": "home", "line1": "Calle 1", "city": "Santiago", "zip": "1"},
+            "zip",
+        ),
+        ("patch", "{c}/preferences/", {"categories": ["wine"], "restricions": ["gluten"]}, "restricions"),
+        ("post", "{c}/favourite-orders/", {"name": "weekly", "items": [], "note": "x"}, "note"),
+    ],
+)
+def test_an_unknown_field_is_refused_as_on_every_door(api_a, customer_a, method, path, data, unknown):
+    """A typo must not be dropped without a word: the same `unknown_field` refusal as loyalty and credit."""
+    response = getattr(api_a, method)(URL + path.format(c=customer_a.pk), data, format="json")
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == "unknown_field", body
+    assert unknown in str(body["details"]), body

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 from kombu import Connection, Exchange, Queue
 
 from tests.conftest import require_service
@@ -37,6 +38,8 @@ TEST_ENV = {
     "OUTBOX_RELAY_MAX_BACKOFF_SECONDS": "1",
 }
 os.environ.update(TEST_ENV)
+# the relay's after-commit kick in this process sends to the queue the test worker consumes
+settings.CELERY_TASK_DEFAULT_QUEUE = TASK_QUEUE
 
 
 # --- the broker -------------------------------------------------------------------------------------------------
