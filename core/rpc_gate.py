@@ -116,7 +116,9 @@ class CallGate:
                 request = NO_MESSAGE
             if self.in_flight >= self.capacity:
                 await context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED, BUSY_MESSAGE, trailing_metadata=(("error-code", BUSY_CODE),)
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    BUSY_MESSAGE,
+                    trailing_metadata=(("error-code", BUSY_CODE),),
                 )
             self.in_flight += 1
             try:
