@@ -6,24 +6,28 @@ refuses to start if one does not.
 
 Python runs one thread at a time, so one process serves about one core's worth of calls; the port is opened
 with SO_REUSEPORT so that several processes (`grpcserver --processes N`) share it and the kernel spreads the
-connections. Each worker thread holds its own database connection: `worker_count` keeps the pool within what
+connections. The server is grpcio's asyncio server: a call waiting for its message holds no thread, its token is
+checked from the metadata first, and the methods run in a pool of worker threads behind a bounded number of slots
+(`core.rpc_gate`). Each worker thread holds its own database connection: `worker_count` keeps the pool within what
 PostgreSQL still accepts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from django.db import connection
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as aio_health
 from grpc_reflection.v1alpha import reflection
 
 from core.rpc import is_rpc_method, request_deserializer
+from core.rpc_gate import CallGate
 from credit.rpc import CreditRpc
 from customer360.rpc import CustomerRpc
 from loyalty.rpc import LoyaltyRpc
@@ -43,9 +47,10 @@ class CustomerService(CustomerRpc, LoyaltyRpc, CreditRpc, SegmentationRpc):
     rpc_service_name = SERVICE_NAME
 
 
-def method_handlers(servicer: Any) -> dict[str, grpc.RpcMethodHandler]:
+def method_handlers(servicer: Any, gate: CallGate | None = None) -> dict[str, grpc.RpcMethodHandler]:
     """The service's handlers, built from the descriptor. A request that cannot be parsed reaches the method as
-    `MalformedRequest` (answered INVALID_ARGUMENT) instead of grpcio's INTERNAL."""
+    `MalformedRequest` (answered INVALID_ARGUMENT) instead of grpcio's INTERNAL. With a `gate`, each method is
+    served through it (`core.rpc_gate`: token from the metadata first, bounded slots, the database pool)."""
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for method in SERVICE_DESCRIPTOR.methods:
         behaviour = getattr(servicer, method.name, None)
@@ -55,11 +60,18 @@ def method_handlers(servicer: Any) -> dict[str, grpc.RpcMethodHandler]:
             )
         request_class = getattr(pb, method.input_type.name)
         response_class = getattr(pb, method.output_type.name)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            behaviour,
-            request_deserializer=request_deserializer(request_class),
-            response_serializer=response_class.SerializeToString,
-        )
+        if gate is None:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                behaviour,
+                request_deserializer=request_deserializer(request_class),
+                response_serializer=response_class.SerializeToString,
+            )
+        else:
+            handlers[method.name] = grpc.stream_unary_rpc_method_handler(
+                gate.serve(behaviour),
+                request_deserializer=request_deserializer(request_class),
+                response_serializer=response_class.SerializeToString,
+            )
     return handlers
 
 
@@ -90,29 +102,100 @@ def worker_count(configured: int, *, processes: int = 1, reserve: int = 5) -> in
     return workers
 
 
-@dataclass
+# Connection limits: a peer is pinged after 60 s of silence and dropped if it does not answer in 20 s; a
+# connection without calls is closed after 5 min, any connection after 30 min (its calls get 30 s more), so an idle
+# or slow peer cannot keep one for ever. Pings without data are limited so a peer cannot make the server busy with
+# them; one connection carries at most 100 calls at once.
+CONNECTION_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_ping_strikes", 2),
+    ("grpc.http2.max_pings_without_data", 2),
+    ("grpc.max_connection_idle_ms", 300_000),
+    ("grpc.max_connection_age_ms", 1_800_000),
+    ("grpc.max_connection_age_grace_ms", 30_000),
+    ("grpc.max_concurrent_streams", 100),
+)
+
+
 class GrpcServer:
-    server: grpc.Server
-    port: int
-    health: health.HealthServicer
-    max_workers: int
-    _stopped: threading.Event = field(default_factory=threading.Event)
+    """A `grpc.aio` server run by an event loop in a thread of its own, driven from synchronous code."""
+
+    def __init__(
+        self,
+        *,
+        bind: str,
+        port: int,
+        max_workers: int,
+        max_queued: int,
+        servicer: Any,
+        options: Sequence[tuple[str, Any]],
+    ) -> None:
+        self.max_workers = max_workers
+        self.gate = CallGate(workers=max_workers, queued=max_queued)
+        self._stopped = threading.Event()
+        self._terminated = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="grpc-loop", daemon=True)
+        self._thread.start()
+        self.server: grpc.aio.Server
+        self.health: aio_health.HealthServicer
+        self.port: int = self._run(self._build(bind, port, servicer, options))
+
+    def _run(self, coroutine: Any, timeout: float | None = None) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    async def _build(self, bind: str, port: int, servicer: Any, options: Sequence[tuple[str, Any]]) -> int:
+        self.server = grpc.aio.server(options=options)
+        handlers = method_handlers(servicer if servicer is not None else CustomerService(), self.gate)
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+        self.health = aio_health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        reflection.enable_server_reflection(
+            (
+                SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self.server,
+        )
+        bound = self.server.add_insecure_port(f"{bind}:{port}")
+        if bound == 0:
+            raise OSError(f"Could not bind the gRPC server to {bind}:{port}")
+        return bound
+
+    async def _start(self) -> None:
+        await self.server.start()
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def _stop(self, grace: float | None) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
 
     def start(self) -> None:
-        self.server.start()
-        for name in ("", SERVICE_NAME):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._run(self._start())
 
     def stop(self, grace: float | None) -> None:
         """Stop accepting calls (health says NOT_SERVING), let in-flight ones finish within `grace` seconds."""
         if self._stopped.is_set():
             return
         self._stopped.set()
-        self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
+        try:
+            self._run(self._stop(grace))
+        finally:
+            self.gate.shutdown()
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            self._terminated.set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        return bool(self.server.wait_for_termination(timeout))
+        """Whether the server stopped within `timeout` seconds."""
+        return self._terminated.wait(timeout)
 
 
 def build_server(
@@ -120,35 +203,26 @@ def build_server(
     bind: str = "[::]",
     port: int = 50007,
     max_workers: int = 8,
+    max_queued: int | None = None,
     servicer: Any | None = None,
     extra_options: Sequence[tuple[str, Any]] = (),
 ) -> GrpcServer:
-    """A server for the customer service on `bind:port` (port 0: any free port; see `.port`), not yet started."""
-    from concurrent import futures
+    """A server for the customer service on `bind:port` (port 0: any free port; see `.port`), not yet started.
 
+    `max_workers` threads run the methods (each with a database connection); up to `max_queued` more calls wait for
+    one (default: as many as the threads); beyond that a call is answered RESOURCE_EXHAUSTED at once.
+    """
     options = [
         ("grpc.so_reuseport", 1),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        *CONNECTION_OPTIONS,
         *extra_options,
     ]
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-worker"),
+    return GrpcServer(
+        bind=bind,
+        port=port,
+        max_workers=max_workers,
+        max_queued=max_workers if max_queued is None else max_queued,
+        servicer=servicer,
         options=options,
     )
-    handlers = method_handlers(servicer if servicer is not None else CustomerService())
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)
-
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
-
-    bound = server.add_insecure_port(f"{bind}:{port}")
-    if bound == 0:
-        raise OSError(f"Could not bind the gRPC server to {bind}:{port}")
-    return GrpcServer(server=server, port=bound, health=health_servicer, max_workers=max_workers)

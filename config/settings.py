@@ -229,6 +229,8 @@ if (
 GRPC_SERVER_MODULE = "config.grpc_server"
 GRPC_PORT = env_int("GRPC_PORT", 50007)
 GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 8)
+# calls past the worker threads that wait for one; beyond them a call is refused with RESOURCE_EXHAUSTED at once
+GRPC_MAX_QUEUED = env_int("GRPC_MAX_QUEUED", 32)
 GRPC_GRACE_SECONDS = float(env("GRPC_GRACE_SECONDS", "8"))
 ORDER_SERVICE_GRPC_ADDRESS = env("ORDER_SERVICE_GRPC_ADDRESS", "localhost:50003")
 

@@ -22,8 +22,9 @@ from zenlogic.customer.v1 import customer_service_pb2_grpc as pb_grpc
 def grpc_server() -> Iterator[Any]:
     from config.grpc_server import build_server
 
-    # more threads than the 50 concurrent calls of the concurrency tests is not needed: extra calls queue
-    server = build_server(bind="127.0.0.1", port=0, max_workers=16)
+    # more threads than the 50 concurrent calls of the concurrency tests is not needed: extra calls queue (room
+    # for all of them, so none is refused as RESOURCE_EXHAUSTED)
+    server = build_server(bind="127.0.0.1", port=0, max_workers=16, max_queued=64)
     server.start()
     yield server
     server.stop(0)

@@ -110,15 +110,16 @@ class Command(BaseCommand):
 
         workers = worker_count(workers, processes=share)
         connections.close_all()  # the main thread serves no calls; each worker thread opens its own
-        server = build_server(bind=bind, port=port, max_workers=workers)
+        server = build_server(bind=bind, port=port, max_workers=workers, max_queued=settings.GRPC_MAX_QUEUED)
         if metrics_port:
             start_metrics_server(metrics_port)
         server.start()
         logger.info(
-            "gRPC server listening on %s:%s (%s worker threads, metrics %s)",
+            "gRPC server listening on %s:%s (%s worker threads, %s more calls may wait, metrics %s)",
             bind,
             server.port,
             workers,
+            settings.GRPC_MAX_QUEUED,
             f"on :{metrics_port}/metrics" if metrics_port else "off",
         )
         self.stdout.write(f"gRPC server listening on {bind}:{server.port}")
