@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -58,31 +59,75 @@ def _ttl() -> int:
     return int(settings.CUSTOMER_CACHE_TTL)
 
 
+# An invalidation that cannot reach the cache is kept here and retried every `_RETRY_INTERVAL` seconds (and before
+# this process reads the cache again) until it lands, so the staleness it leaves is bounded by how long this
+# process cannot reach Redis plus one interval, not by the snapshot TTL.
+_RETRY_INTERVAL = 1.0
+_pending: dict[tuple[str, str], None] = {}  # (tenant_id, customer_id or "" for the whole tenant)
+_pending_lock = threading.Lock()
+_retry_thread: threading.Thread | None = None
+
+
+def _bump(tenant_id: str, customer_id: str) -> None:
+    if customer_id:
+        cache.set(_generation_key(tenant_id, customer_id), uuid.uuid4().hex, 2 * _ttl() + 60)
+        cache.delete(customer_cache_key(tenant_id, customer_id))
+    else:
+        cache.set(_tenant_generation_key(tenant_id), uuid.uuid4().hex, None)
+
+
+def _flush_pending() -> bool:
+    """Retry the invalidations that failed; True when none is left."""
+    with _pending_lock:
+        todo = list(_pending)
+    for tenant_id, customer_id in todo:
+        try:
+            _bump(tenant_id, customer_id)
+        except Exception:
+            return False
+        with _pending_lock:
+            _pending.pop((tenant_id, customer_id), None)
+    return True
+
+
+def _retry_loop() -> None:
+    global _retry_thread
+    while True:
+        time.sleep(_RETRY_INTERVAL)
+        if _flush_pending():
+            with _pending_lock:
+                if not _pending:
+                    _retry_thread = None
+                    return
+
+
+def _invalidate_now(tenant_id: str, customer_id: str) -> None:
+    global _retry_thread
+    try:
+        _bump(tenant_id, customer_id)
+        return
+    except Exception:
+        logger.warning(
+            "Could not drop the cached customer(s) %s of %s; retrying",
+            customer_id or "*",
+            tenant_id,
+            exc_info=True,
+        )
+    with _pending_lock:
+        _pending[(tenant_id, customer_id)] = None
+        if _retry_thread is None:
+            _retry_thread = threading.Thread(target=_retry_loop, name="customer-cache-retry", daemon=True)
+            _retry_thread.start()
+
+
 def customer_cache_invalidate(*, tenant_id: str, customer_id: UUID | str) -> None:
     """Drop the snapshot once the transaction commits (earlier would let a reader re-cache stale data)."""
-
-    def _drop() -> None:
-        try:
-            cache.set(_generation_key(tenant_id, customer_id), uuid.uuid4().hex, 2 * _ttl() + 60)
-            cache.delete(customer_cache_key(tenant_id, customer_id))
-        except Exception:
-            logger.warning(
-                "Could not drop the cached customer %s of %s", customer_id, tenant_id, exc_info=True
-            )
-
-    transaction.on_commit(_drop)
+    transaction.on_commit(lambda: _invalidate_now(tenant_id, str(customer_id)))
 
 
 def customer_cache_invalidate_tenant(*, tenant_id: str) -> None:
     """Drop every snapshot of the tenant once the transaction commits (one write, however many customers)."""
-
-    def _drop() -> None:
-        try:
-            cache.set(_tenant_generation_key(tenant_id), uuid.uuid4().hex, None)
-        except Exception:
-            logger.warning("Could not drop the cached customers of %s", tenant_id, exc_info=True)
-
-    transaction.on_commit(_drop)
+    transaction.on_commit(lambda: _invalidate_now(tenant_id, ""))
 
 
 @dataclass(frozen=True)
@@ -98,6 +143,8 @@ def customer_snapshot_get(tenant_id: str, customer_id: UUID | str) -> Snapshot:
         _generation_key(tenant_id, customer_id),
         _tenant_generation_key(tenant_id),
     )
+    if _pending and not _flush_pending():
+        return Snapshot(data=None, generation="")
     try:
         found: dict[str, Any] = cache.get_many([data_key, generation_key, tenant_key])
     except Exception:
