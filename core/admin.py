@@ -46,22 +46,26 @@ class TenantScopedAdmin(ReadableMoneyAdmin, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
-class SuperuserOnlyAdmin(admin.ModelAdmin):
-    """Hidden is not enough: every URL of the model answers 403 to anyone but a superuser."""
+class SuperuserChangesOnly:
+    """Only a superuser adds, changes or deletes (a screen's URLs, not only its links)."""
 
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.is_superuser)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.is_superuser)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return bool(request.user.is_superuser)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_superuser)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+
+class SuperuserOnlyAdmin(SuperuserChangesOnly, admin.ModelAdmin):
+    """Hidden is not enough: every URL of the model answers 403 to anyone but a superuser."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_superuser)
 
 
@@ -134,17 +138,8 @@ class StaffUserAdmin(UserAdmin):
             form.instance.groups.add(*kept)
 
 
-class GroupAdminReadOnlyForStaff(GroupAdmin):
+class GroupAdminReadOnlyForStaff(SuperuserChangesOnly, GroupAdmin):
     """Groups (the back-office roles) are shared by every tenant: only a superuser may change them."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.is_superuser)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.is_superuser)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.is_superuser)
 
 
 admin.site.unregister(Group)
