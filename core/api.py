@@ -6,7 +6,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
@@ -14,6 +16,7 @@ from rest_framework import serializers as drf_serializers
 from rest_framework import status
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,11 +27,13 @@ from core.errors import (
     InvalidCursor,
     InvalidInput,
     MissingScope,
+    RequestTooLarge,
     ValidationFailed,
     error_body,
     mapping_for,
 )
 from core.idempotency import REPLAYED_HEADER
+from core.parsers import BoundedJSONParser
 from core.rest_auth import BearerTokenAuthentication, HasRequiredScopes, Principal
 from core.tenancy import tenant_context
 
@@ -39,6 +44,7 @@ class TenantAPIView(APIView):
     """Runs the handler inside `tenant_context` of the caller's tenant (one transaction, RLS-scoped)."""
 
     required_scopes: dict[str, list[str]] = {}
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
 
     @property
     def identity(self) -> Identity:
@@ -166,7 +172,9 @@ _DRF_CODES: dict[type[drf_exceptions.APIException], str] = {
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """The single REST error shape: {"code", "message", "details"}; never an HTML 500."""
-    if isinstance(exc, Http404):
+    if isinstance(exc, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
+        exc = RequestTooLarge(limit_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    elif isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()

@@ -46,3 +46,28 @@ def test_every_path_id_that_is_not_a_uuid_is_not_found(api_a, customer_a, method
         response = api_a.get(url)
     assert response.status_code == 404, response.content
     assert response.json()["code"].endswith("not_found")
+
+
+def test_a_body_over_the_upload_limit_is_413(api_a, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    body = '{"first_name": "' + "a" * 20_000 + '", "type": "individual"}'
+    response = api_a.post("/api/v1/customers/", body, content_type="application/json")
+    assert response.status_code == 413, response.content
+    assert response.json()["code"] == "request_too_large"
+
+
+@pytest.mark.parametrize("depth", [40, 1_000, 100_000])
+def test_deeply_nested_json_is_400(api_a, depth):
+    body = '{"type": "individual", "first_name": "A", "x": ' + "[" * depth + "]" * depth + "}"
+    response = api_a.post("/api/v1/customers/", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "malformed_request"
+
+
+def test_ordinary_nesting_is_still_parsed(api_a, customer_a):
+    response = api_a.patch(
+        f"/api/v1/customers/{customer_a.id}/preferences/",
+        {"channels": {"email": {"opt_in": True}}},
+        format="json",
+    )
+    assert response.status_code != 500
