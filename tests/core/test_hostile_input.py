@@ -71,3 +71,29 @@ def test_ordinary_nesting_is_still_parsed(api_a, customer_a):
         format="json",
     )
     assert response.status_code != 500
+
+
+@pytest.mark.parametrize(
+    "path,name",
+    [
+        ("customers/", "created_after"),
+        ("customers/", "created_before"),
+        ("customers/{customer}/loyalty/transactions", "created_after"),
+        ("customers/{customer}/purchases/", "completed_after"),
+        ("customers/{customer}/purchases/", "completed_before"),
+    ],
+)
+@pytest.mark.parametrize(
+    "value", ["2020-01-01T00:00:00+21:14", "2020-01-01T00:00:00-16:00", "0001-01-01T00:00:00+01:00"]
+)
+def test_a_datetime_filter_postgresql_cannot_hold_is_400(api_a, customer_a, path, name, value):
+    url = "/api/v1/" + path.format(customer=customer_a.id)
+    response = api_a.get(url, {name: value})
+    assert response.status_code == 400, response.content
+    assert name in str(response.json()["details"])
+
+
+def test_a_datetime_filter_with_an_ordinary_offset_still_works(api_a, customer_a):
+    response = api_a.get("/api/v1/customers/", {"created_after": "2000-01-01T00:00:00+05:30"})
+    assert response.status_code == 200, response.content
+    assert str(customer_a.id) in response.content.decode()
