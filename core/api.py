@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers as drf_serializers
@@ -23,6 +24,7 @@ from rest_framework.views import APIView
 
 from core.auth import Identity
 from core.errors import (
+    DatabaseUnavailable,
     DomainError,
     InvalidCursor,
     InvalidInput,
@@ -172,7 +174,10 @@ _DRF_CODES: dict[type[drf_exceptions.APIException], str] = {
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """The single REST error shape: {"code", "message", "details"}; never an HTML 500."""
-    if isinstance(exc, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("Database unavailable: %s", exc)
+        exc = DatabaseUnavailable()
+    elif isinstance(exc, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
         exc = RequestTooLarge(limit_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     elif isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()

@@ -97,3 +97,35 @@ def test_a_datetime_filter_with_an_ordinary_offset_still_works(api_a, customer_a
     response = api_a.get("/api/v1/customers/", {"created_after": "2000-01-01T00:00:00+05:30"})
     assert response.status_code == 200, response.content
     assert str(customer_a.id) in response.content.decode()
+
+
+@pytest.fixture
+def database_down():
+    """The database refuses connections (a real connect to a port nothing listens on), then comes back."""
+    import socket
+
+    from django.db import connection
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    saved = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = closed_port
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = saved
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("method,path", [("get", "customers/"), ("post", "customers/")])
+def test_a_database_outage_is_503_database_unavailable(api_a, tenant_a, method, path, database_down):
+    response = getattr(api_a, method)(
+        f"/api/v1/{path}",
+        {"type": "individual", "first_name": "A"} if method == "post" else None,
+        format="json",
+    )
+    assert response.status_code == 503, response.content
+    assert response.json()["code"] == "database_unavailable"
