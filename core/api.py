@@ -202,7 +202,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
     if isinstance(exc, drf_exceptions.APIException):
         code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
-        body = {"code": code, "message": str(exc.detail), "details": {}}
+        body = error_body(DomainError(str(exc.detail), code=code))
         response = Response(body, status=exc.status_code)
         wait = getattr(exc, "wait", None)
         if isinstance(exc, drf_exceptions.Throttled) and wait:
@@ -211,7 +211,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
     logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
     return Response(
-        {"code": "internal_error", "message": "An unexpected error occurred.", "details": {}},
+        error_body(DomainError("An unexpected error occurred.", code="internal_error")),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
     )
 
