@@ -6,29 +6,36 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers as drf_serializers
 from rest_framework import status
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.auth import Identity
 from core.errors import (
+    DatabaseUnavailable,
     DomainError,
     InvalidCursor,
     InvalidInput,
     MissingScope,
+    RequestTooLarge,
     ValidationFailed,
     error_body,
     mapping_for,
 )
 from core.idempotency import REPLAYED_HEADER
+from core.parsers import BoundedJSONParser
 from core.rest_auth import BearerTokenAuthentication, HasRequiredScopes, Principal
 from core.tenancy import tenant_context
 
@@ -39,6 +46,7 @@ class TenantAPIView(APIView):
     """Runs the handler inside `tenant_context` of the caller's tenant (one transaction, RLS-scoped)."""
 
     required_scopes: dict[str, list[str]] = {}
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
 
     @property
     def identity(self) -> Identity:
@@ -166,7 +174,12 @@ _DRF_CODES: dict[type[drf_exceptions.APIException], str] = {
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """The single REST error shape: {"code", "message", "details"}; never an HTML 500."""
-    if isinstance(exc, Http404):
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("Database unavailable: %s", exc)
+        exc = DatabaseUnavailable()
+    elif isinstance(exc, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
+        exc = RequestTooLarge(limit_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    elif isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
@@ -189,7 +202,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
     if isinstance(exc, drf_exceptions.APIException):
         code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
-        body = {"code": code, "message": str(exc.detail), "details": {}}
+        body = error_body(DomainError(str(exc.detail), code=code))
         response = Response(body, status=exc.status_code)
         wait = getattr(exc, "wait", None)
         if isinstance(exc, drf_exceptions.Throttled) and wait:
@@ -198,7 +211,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
     logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
     return Response(
-        {"code": "internal_error", "message": "An unexpected error occurred.", "details": {}},
+        error_body(DomainError("An unexpected error occurred.", code="internal_error")),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
     )
 

@@ -67,6 +67,11 @@ class ServiceUnavailable(DomainError):
     message = gettext_noop("A service this request depends on is unavailable.")
 
 
+class RequestTooLarge(DomainError):
+    code = "request_too_large"
+    message = gettext_noop("The request body is larger than this service accepts.")
+
+
 # Errors shared by every app -----------------------------------------------------------------------------------
 class MissingToken(Unauthenticated):
     code = "missing_token"
@@ -108,6 +113,20 @@ class ValidationFailed(InvalidInput):
     message = gettext_noop("Some fields are not valid.")
 
 
+class MalformedRequest(InvalidInput):
+    code = "malformed_request"
+    message = gettext_noop("The request body is not valid JSON.")
+
+
+class JSONTooDeep(MalformedRequest):
+    message = gettext_noop("The JSON body nests too deeply.")
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+    message = gettext_noop("The database is unavailable; try again shortly.")
+
+
 @dataclass(frozen=True)
 class ErrorMapping:
     http_status: int
@@ -121,6 +140,7 @@ ERROR_MAP: dict[type[DomainError], ErrorMapping] = {
     NotFound: ErrorMapping(404, grpc.StatusCode.NOT_FOUND),
     Conflict: ErrorMapping(409, grpc.StatusCode.FAILED_PRECONDITION),
     IdempotencyKeyReused: ErrorMapping(422, grpc.StatusCode.ALREADY_EXISTS),
+    RequestTooLarge: ErrorMapping(413, grpc.StatusCode.RESOURCE_EXHAUSTED),
     ServiceUnavailable: ErrorMapping(503, grpc.StatusCode.UNAVAILABLE),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -9,15 +10,22 @@ from core.errors import InvalidAmount, InvalidCurrency
 
 MAX_AMOUNT = Decimal("999999999999.99")
 CENTS = Decimal("0.01")
+# The only text an amount may be: ASCII digits, optionally a minus and a point followed by digits. No spaces, no
+# "+", no exponent, no "_" separators, no other script's digits, no NaN/Infinity (Python's Decimal takes them all).
+AMOUNT_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
 
 def parse_amount(value: Any, *, field: str = "amount", allow_zero: bool = False) -> Decimal:
     """A positive amount with at most two decimals, from a decimal string (or Decimal/int; floats are refused)."""
     if isinstance(value, bool | float) or value is None:
         raise InvalidAmount(f'{field} must be a decimal string such as "125.50".', field=field)
-    text = str(value).strip()
+    if not isinstance(value, str | int | Decimal):
+        raise InvalidAmount(f'{field} must be a decimal string such as "125.50".', field=field)
+    text = str(value)
     if not text or len(text) > 32:
         raise InvalidAmount(f'{field} must be a decimal string such as "125.50".', field=field)
+    if isinstance(value, str) and AMOUNT_TEXT.fullmatch(text) is None:
+        raise InvalidAmount(f"{field} is not a number: {text!r}.", field=field)
     try:
         amount = Decimal(text)
     except InvalidOperation as exc:

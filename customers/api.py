@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import DefaultCursorPagination, StrictFieldsMixin, TenantAPIView, actor_of
+from core.filters import IsoDateTimeFilter
 from core.tenancy import require_tenant_slug
 from customers import selectors, services
 from customers.models import (
@@ -81,8 +82,8 @@ class CustomerFilter(django_filters.FilterSet):
     )
     salesperson = django_filters.CharFilter()
     route = django_filters.CharFilter()
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Customer

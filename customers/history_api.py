@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import DefaultCursorPagination, TenantAPIView
+from core.filters import IsoDateTimeFilter
 from customers import history, selectors
 from customers.models import Purchase, PurchaseItem, PurchaseSource
 
@@ -45,8 +46,8 @@ class PurchaseFilter(django_filters.FilterSet):
     source = django_filters.ChoiceFilter(choices=PurchaseSource.choices)
     channel = django_filters.CharFilter()
     store_id = django_filters.CharFilter()
-    completed_after = django_filters.IsoDateTimeFilter(field_name="completed_at", lookup_expr="gte")
-    completed_before = django_filters.IsoDateTimeFilter(field_name="completed_at", lookup_expr="lt")
+    completed_after = IsoDateTimeFilter(field_name="completed_at", lookup_expr="gte")
+    completed_before = IsoDateTimeFilter(field_name="completed_at", lookup_expr="lt")
     min_total = django_filters.NumberFilter(field_name="total_amount", lookup_expr="gte")
     max_total = django_filters.NumberFilter(field_name="total_amount", lookup_expr="lte")
     sku = django_filters.CharFilter(method="with_sku", label="Purchases with an item of this SKU")

@@ -4,6 +4,7 @@ transaction as the change."""
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -309,11 +310,22 @@ def address_delete(*, address: Address, actor: str) -> None:
     _audit(customer, action="address_removed", fields=[address.kind], actor=actor)
 
 
-def address_get(*, customer: Customer, address_id: Any) -> Address:
+def _uuid_or_none(value: Any) -> UUID | None:
+    """The path id as a UUID, or None when it is not one (so the caller answers 'not found', not a 500)."""
+    if isinstance(value, UUID):
+        return value
     try:
-        return Address.objects.get(customer=customer, pk=address_id)
-    except (Address.DoesNotExist, ValueError, TypeError) as exc:
-        raise AddressNotFound(address_id=str(address_id)) from exc
+        return UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def address_get(*, customer: Customer, address_id: Any) -> Address:
+    uuid = _uuid_or_none(address_id)
+    address = None if uuid is None else Address.objects.filter(customer=customer, pk=uuid).first()
+    if address is None:
+        raise AddressNotFound(address_id=str(address_id))
+    return address
 
 
 # --- Preferences ----------------------------------------------------------------------------------------------
@@ -386,8 +398,11 @@ def favourite_order_create(
 
 @transaction.atomic
 def favourite_order_delete(*, customer: Customer, favourite_id: Any, actor: str) -> None:
+    uuid = _uuid_or_none(favourite_id)
+    if uuid is None:
+        raise FavouriteOrderNotFound(favourite_id=str(favourite_id))
     customer = _lock_customer(customer)
-    deleted, _ = FavouriteOrder.objects.filter(customer=customer, pk=favourite_id).delete()
+    deleted, _ = FavouriteOrder.objects.filter(customer=customer, pk=uuid).delete()
     if not deleted:
         raise FavouriteOrderNotFound(favourite_id=str(favourite_id))
     _audit(customer, action="favourite_removed", fields=[], actor=actor)

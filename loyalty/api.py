@@ -26,6 +26,7 @@ from core.api import (
     idempotency_key_from,
     replayable_response,
 )
+from core.filters import IsoDateTimeFilter
 from customers.selectors import customer_get, tenant_get
 from loyalty import selectors, services
 from loyalty.models import (
@@ -391,8 +392,8 @@ class TransactionFilter(django_filters.FilterSet):
     type = django_filters.MultipleChoiceFilter(choices=TransactionType.choices)
     reference = django_filters.CharFilter()
     source = django_filters.CharFilter()
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = LoyaltyTransaction

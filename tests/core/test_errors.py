@@ -29,7 +29,7 @@ def test_every_error_class_of_every_app_has_a_mapping():
     assert len(errors) > 10
     for error in errors:
         mapping = mapping_for(error)  # raises LookupError when a class has no category
-        assert mapping.http_status in {400, 401, 403, 404, 409, 422, 503}
+        assert mapping.http_status in {400, 401, 403, 404, 409, 413, 422, 503}
         assert error.code and error.code == error.code.lower() and " " not in error.code, error
 
 

@@ -210,3 +210,14 @@ def test_a_replay_answers_the_first_message_even_after_the_line_moved(grpc_a, bu
     again = grpc_a.UseCreditLimit(use(business, "100.00", "order-9", key="pos-9"))
     assert again.SerializeToString() == first.SerializeToString()
     assert again.available_amount == "900.00"  # what the first answer said, not today's 700.00
+
+
+@pytest.mark.parametrize(
+    "amount", ["１００", "1_000", "1E2", "1e2", " 1", "1 ", "+1", "1.", ".5", "٣", "NaN", "Infinity"]
+)
+def test_amounts_are_plain_ascii_decimal_strings(grpc_a, business, amount):
+    failure = grpc_a.fails(
+        "CheckCreditAvailability",
+        pb.CheckCreditAvailabilityRequest(customer_id=str(business.id), amount=amount),
+    )
+    assert (failure.code, failure.error_code) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_amount")

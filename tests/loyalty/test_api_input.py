@@ -193,3 +193,28 @@ def test_a_body_that_is_not_json_is_a_clear_error(api_a, seeded):
         HTTP_IDEMPOTENCY_KEY="k",
     )
     assert (response.status_code, response.json()["code"]) == (400, "malformed_request")
+
+
+@pytest.mark.parametrize(
+    "amount", ["１００", "1_000", "1E2", "1e2", " 1", "1 ", "+1", "1.", ".5", "٣", "NaN", "Infinity"]
+)
+def test_amounts_are_plain_ascii_decimal_strings(api_a, seeded, customer_a, amount):
+    response = api_a.post(
+        f"/api/v1/customers/{customer_a.id}/loyalty/earn",
+        {"purchase_amount": amount},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=f"strict-{amount}",
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_amount"
+
+
+def test_an_ordinary_amount_is_still_accepted(api_a, seeded, customer_a):
+    for amount in ["100", "100.5", "100.50", "0.99"]:
+        response = api_a.post(
+            f"/api/v1/customers/{customer_a.id}/loyalty/earn",
+            {"purchase_amount": amount},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=f"ok-{amount}",
+        )
+        assert response.status_code in (200, 201), response.content
