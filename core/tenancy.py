@@ -51,6 +51,18 @@ def tenant_cached(slug: str) -> Any:
     return tenant
 
 
+def current_tenant() -> Any:
+    """The row of the tenant whose transaction this is (`tenant_cached`)."""
+    return tenant_cached(require_tenant_slug())
+
+
+def tenant_today(slug: str) -> Any:
+    """Today's date in the tenant's time zone (due dates, aging and schedules count in it)."""
+    from core import clock
+
+    return clock.today(tenant_cached(slug).time_zone)
+
+
 def tenant_forget(slug: str) -> None:
     """Drop this process's copy of the tenant's row (a saved tenant; again once its transaction commits, so that
     a read in between cannot keep the old row). Other processes see a change within `TENANT_TTL`."""

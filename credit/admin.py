@@ -26,7 +26,7 @@ from core.api import actor_of
 from core.backoffice import displayed_for
 from core.errors import DomainError
 from core.models import Tenant
-from core.tenancy import current_tenant_slug, tenant_context
+from core.tenancy import current_tenant_slug, tenant_cached, tenant_context
 from credit import selectors, services
 from credit.models import (
     CreditCharge,
@@ -307,7 +307,7 @@ class CreditLineAdmin(_ServiceRefusalAsMessage, TenantScopedAdmin):
             "tenants": tenants,
             "bucket_labels": BUCKET_LABELS,
         }
-        with displayed_for(Tenant.objects.get(slug=slug)):
+        with displayed_for(tenant_cached(slug)):
             return TemplateResponse(request, "admin/credit/aging.html", context).render()
 
 
@@ -457,7 +457,7 @@ class CreditRequestAdmin(TenantScopedAdmin):
             "can_decide": is_pending and not is_own_request,
             "customer_url": reverse("admin:customers_customer_360", args=[customer.pk]),
         }
-        with displayed_for(Tenant.objects.get(slug=line.tenant_id)):
+        with displayed_for(tenant_cached(line.tenant_id)):
             # Rendered here, in the tenant's locale and time zone.
             return TemplateResponse(request, "admin/credit/creditline/decide.html", context).render()
 

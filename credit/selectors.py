@@ -15,8 +15,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Count, Q, QuerySet, Sum
 
 from core import clock
-from core.models import Tenant
-from core.tenancy import require_tenant_slug
+from core.tenancy import current_tenant, tenant_cached
 from credit.errors import CreditLineNotFound
 from credit.models import (
     OPEN_STATUSES,
@@ -92,13 +91,9 @@ class CommercialTerms:
     volume_discounts: list[VolumeDiscountBracket]
 
 
-def _tenant() -> Tenant:
-    return Tenant.objects.get(slug=require_tenant_slug())
-
-
 def credit_today() -> date:
     """Today in the current tenant's time zone, by the clock (due dates and overdue count in it)."""
-    return clock.today(_tenant().time_zone)
+    return clock.today(current_tenant().time_zone)
 
 
 # --- Lines -----------------------------------------------------------------------------------------------------------
@@ -272,7 +267,7 @@ def _unpaid() -> QuerySet[CreditCharge]:
 
 def credit_aging(*, customer: Customer | None = None, today: date | None = None) -> AgingReport:
     """Aging of one customer's unpaid charges, or of the whole tenant's when no customer is given."""
-    tenant = Tenant.objects.get(slug=customer.tenant_id) if customer is not None else _tenant()
+    tenant = tenant_cached(customer.tenant_id) if customer is not None else current_tenant()
     today = today or clock.today(tenant.time_zone)
     qs = _unpaid()
     if customer is not None:
@@ -282,7 +277,7 @@ def credit_aging(*, customer: Customer | None = None, today: date | None = None)
 
 def credit_aging_by_customer(*, today: date | None = None) -> list[CustomerAging]:
     """The tenant's aging, one row per customer that owes anything, largest balance first."""
-    tenant = _tenant()
+    tenant = current_tenant()
     today = today or clock.today(tenant.time_zone)
     per_customer: dict[UUID, list[tuple[date, Decimal]]] = {}
     for customer_id, due_date, outstanding in _unpaid().values_list(
@@ -306,7 +301,7 @@ def credit_aging_by_customer(*, today: date | None = None) -> list[CustomerAging
 # --- Payment behaviour -----------------------------------------------------------------------------------------------
 def payment_behaviour(customer: Customer, *, today: date | None = None) -> PaymentBehaviour:
     """Days late on the customer's past charges: what a credit manager weighs before approving."""
-    tz = ZoneInfo(Tenant.objects.get(slug=customer.tenant_id).time_zone)
+    tz = ZoneInfo(tenant_cached(customer.tenant_id).time_zone)
     today = today or clock.now().astimezone(tz).date()
     paid = list(
         CreditCharge.objects.filter(line__customer_id=customer.pk, status=CreditChargeStatus.PAID)
@@ -349,7 +344,7 @@ def commercial_terms(customer: Customer) -> CommercialTerms:
     line = credit_line_current(customer)
     return CommercialTerms(
         customer_id=customer.pk,
-        currency=Tenant.objects.get(slug=customer.tenant_id).currency,
+        currency=tenant_cached(customer.tenant_id).currency,
         credit_status=line.status if line else "none",
         payment_terms_days=line.payment_terms_days if line else None,
         volume_discounts=list(VolumeDiscountBracket.objects.filter(customer_id=customer.pk)),

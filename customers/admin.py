@@ -13,6 +13,7 @@ from core.admin_display import ReadableMoneyAdmin
 from core.api import actor_of
 from core.errors import DomainError
 from core.models import Tenant
+from core.tenancy import tenant_cached
 from customers import services
 from customers.models import (
     Address,
@@ -39,7 +40,7 @@ class CustomerAdminForm(forms.ModelForm):
 
     def _tenant(self) -> Tenant | None:
         if self.instance.pk:
-            return Tenant.objects.get(slug=self.instance.tenant_id)
+            return tenant_cached(self.instance.tenant_id)
         if self.cleaned_data.get("tenant"):
             return self.cleaned_data["tenant"]
         tenant_id = getattr(self.request_user, "tenant_id", None)

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from core.api import DefaultCursorPagination, StrictFieldsMixin, TenantAPIView, actor_of
 from core.filters import IsoDateTimeFilter
-from core.tenancy import require_tenant_slug
+from core.tenancy import current_tenant, tenant_cached
 from customers import selectors, services
 from customers.models import (
     Address,
@@ -90,7 +90,7 @@ class CustomerFilter(django_filters.FilterSet):
         fields = ["q", "type", "status", "salesperson", "route"]
 
     def search(self, queryset: QuerySet[Customer], name: str, value: str) -> QuerySet[Customer]:
-        tenant = selectors.tenant_get(require_tenant_slug())
+        tenant = current_tenant()
         return selectors.customer_search(queryset, value, region=tenant.phone_region)
 
 
@@ -116,7 +116,7 @@ class CustomerListView(TenantAPIView, GenericAPIView):
         data = CustomerInput(data=request.data)
         data.is_valid(raise_exception=True)
         customer = services.customer_create(
-            tenant=selectors.tenant_get(self.tenant_slug),
+            tenant=tenant_cached(self.tenant_slug),
             data=dict(data.validated_data),
             actor=actor_of(self),
         )
@@ -162,7 +162,7 @@ class CustomerLookupView(TenantAPIView):
     def get(self, request: Request) -> Response:
         params = request.query_params
         customer = selectors.customer_find(
-            tenant=selectors.tenant_get(self.tenant_slug),
+            tenant=tenant_cached(self.tenant_slug),
             phone=params.get("phone"),
             email=params.get("email"),
             document=params.get("document"),

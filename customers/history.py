@@ -22,7 +22,7 @@ from django.utils.translation import gettext_noop
 
 from core.errors import InvalidInput
 from core.money import CENTS, check_currency
-from core.tenancy import require_tenant_slug
+from core.tenancy import require_tenant_slug, tenant_cached
 from customers.errors import InvalidCustomer
 from customers.models import Customer, CustomerMetrics, Purchase, PurchaseItem, PurchaseSource
 
@@ -104,7 +104,6 @@ def purchase_record(
     items: list[dict[str, Any]] | None = None,
 ) -> tuple[Purchase, bool]:
     """Record a completed sale once (per source id) and keep the buyer's aggregates current; (purchase, created)."""
-    from core.models import Tenant
 
     if source not in PurchaseSource.values:
         raise InvalidPurchase(f"Unknown purchase source {source!r}.", code="invalid_source")
@@ -117,7 +116,7 @@ def purchase_record(
         raise InvalidPurchase("total_amount must be a non-negative decimal.", code="invalid_amount")
     if timezone.is_naive(completed_at):
         raise InvalidPurchase("completed_at must carry a time zone.", code="invalid_timestamp")
-    tenant = Tenant.objects.get(slug=tenant_id)
+    tenant = tenant_cached(tenant_id)
     currency = check_currency(currency, tenant_currency=tenant.currency)
     parsed_items = purchase_items_parse(items)
 
@@ -198,9 +197,8 @@ class MetricsView:
 
 def customer_metrics_get(customer: Customer) -> MetricsView:
     """The customer's aggregates (zeros before the first purchase), in the tenant's currency."""
-    from core.models import Tenant
 
-    currency = Tenant.objects.values_list("currency", flat=True).get(slug=customer.tenant_id)
+    currency = tenant_cached(customer.tenant_id).currency
     metrics = CustomerMetrics.objects.filter(customer=customer).first()
     if metrics is None:
         return MetricsView(0, Decimal("0.00"), Decimal("0.00"), currency, None, None, None, None)

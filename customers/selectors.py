@@ -14,10 +14,6 @@ from customers.identifiers import lookup_document_forms, normalize_email, normal
 from customers.models import Customer, CustomerStatus
 
 
-def tenant_get(slug: str) -> Tenant:
-    return Tenant.objects.get(slug=slug)
-
-
 def customer_list() -> QuerySet[Customer]:
     """The current tenant's customers, erased ones excluded, with their latest segment joined."""
     return Customer.objects.exclude(status=CustomerStatus.ERASED).select_related("segment")

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from core.models import Tenant
 from core.outbox import outbox_record
+from core.tenancy import tenant_cached
 from customers.cache import customer_cache_invalidate
 from customers.errors import (
     AddressNotFound,
@@ -163,7 +164,7 @@ def customer_create(*, tenant: Tenant, data: dict[str, Any], actor: str) -> Cust
 def customer_update(*, customer: Customer, data: dict[str, Any], actor: str) -> Customer:
     """Change some fields; emits `customer.updated` with the names of the fields that really changed."""
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
-    tenant = Tenant.objects.get(slug=customer.tenant_id)
+    tenant = tenant_cached(customer.tenant_id)
     values = normalize_customer_data(tenant, data, current=customer)
     changed = [key for key, value in values.items() if getattr(customer, key) != value]
     if not changed:

@@ -27,7 +27,8 @@ from core.api import (
     replayable_response,
 )
 from core.filters import IsoDateTimeFilter
-from customers.selectors import customer_get, tenant_get
+from core.tenancy import tenant_cached
+from customers.selectors import customer_get
 from loyalty import selectors, services
 from loyalty.models import (
     DowngradePolicy,
@@ -231,7 +232,7 @@ class ProgramOutput(serializers.Serializer):
 def _program_body(tenant_slug: str) -> dict[str, Any]:
     program = selectors.program_get(tenant_slug)
     data = {name: getattr(program, name) for name in services.PROGRAM_FIELDS}
-    data["currency"] = tenant_get(tenant_slug).currency
+    data["currency"] = tenant_cached(tenant_slug).currency
     data["tiers"] = selectors.program_tiers(program)
     return ProgramOutput(data).data
 

@@ -14,8 +14,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 
 from core import clock
-from core.models import Tenant
-from core.tenancy import require_tenant_slug
+from core.tenancy import require_tenant_slug, tenant_cached
 from customers.models import Customer
 from loyalty.calculations import add_months, discount_for
 from loyalty.errors import StampRuleNotFound
@@ -136,7 +135,7 @@ def loyalty_summary(customer: Customer) -> LoyaltySummary:
     """Balances by bucket, tier and the way to the next one; zeros and the lowest tier for a new customer."""
     program = program_get(customer.tenant_id)
     tiers = program_tiers(program)
-    tenant = Tenant.objects.get(slug=customer.tenant_id)
+    tenant = tenant_cached(customer.tenant_id)
     account = LoyaltyAccount.objects.filter(customer_id=customer.pk).first()
     now = clock.now()
     if account is None:
@@ -326,7 +325,7 @@ def points_kpis(*, start: datetime, end: datetime) -> dict[str, Any]:
         **{key: int(value or 0) for key, value in sums.items()},
         "outstanding_points": outstanding,
         "liability": discount_for(max(outstanding, 0), points_per_unit=program.redemption_points_per_unit),
-        "currency": Tenant.objects.get(slug=slug).currency,
+        "currency": tenant_cached(slug).currency,
         "accounts": int(balances["accounts"] or 0),
     }
 
@@ -334,7 +333,7 @@ def points_kpis(*, start: datetime, end: datetime) -> dict[str, Any]:
 def points_by_month(*, months: int) -> list[dict[str, Any]]:
     """Points issued and redeemed per calendar month (the tenant's time zone), oldest first, zeros included."""
     slug = require_tenant_slug()
-    tenant = Tenant.objects.get(slug=slug)
+    tenant = tenant_cached(slug)
     try:
         tz = ZoneInfo(tenant.time_zone or "UTC")
     except Exception:

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 
 from core.api import DefaultCursorPagination, TenantAPIView
 from core.models import Tenant
+from core.tenancy import tenant_cached
 from customers.selectors import customer_get
 from segmentation import selectors
 from segmentation.models import SegmentChange
@@ -146,6 +147,6 @@ class AnalyticsKpisView(TenantAPIView):
     def get(self, request: Request) -> Response:
         data = PeriodInput(data=request.query_params)
         data.is_valid(raise_exception=True)
-        end = data.validated_data.get("end") or default_end(Tenant.objects.get(slug=self.tenant_slug))
+        end = data.validated_data.get("end") or default_end(tenant_cached(self.tenant_slug))
         start = data.validated_data.get("start") or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
         return Response(kpis_jsonable(selectors.analytics_kpis(start=start, end=end)))

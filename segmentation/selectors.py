@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
 from core.models import Tenant
-from core.tenancy import require_tenant_slug
+from core.tenancy import require_tenant_slug, tenant_cached
 from customers.models import Customer
 from segmentation.errors import InvalidPeriod
 from segmentation.models import (
@@ -296,7 +296,7 @@ def segment_movement(*, as_of_at_most: date | None = None) -> dict[str, Any]:
 def analytics_kpis(*, start: date, end: date) -> dict[str, Any]:
     """The tenant's KPIs for a period (dates inclusive, in the tenant's time zone)."""
     period = period_check(start, end)
-    tenant = Tenant.objects.get(slug=require_tenant_slug())
+    tenant = tenant_cached(require_tenant_slug())
     return {
         "period": {"start": period.start, "end": period.end, "days": period.days},
         "currency": tenant.currency,

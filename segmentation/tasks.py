@@ -14,7 +14,7 @@ from django.utils import timezone
 from core.errors import DomainError
 from core.models import Tenant
 from core.tasks import for_each_tenant
-from core.tenancy import tenant_context
+from core.tenancy import tenant_cached, tenant_context
 from segmentation import selectors, services
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def rfm_dispatch() -> list[str]:
 @shared_task(name="segmentation.rfm_recompute_tenant")
 def rfm_recompute_tenant(tenant_slug: str, as_of: str | None = None) -> dict[str, Any]:
     """Recompute one tenant's segments (idempotent: the same as-of date and rules twice is a no-op)."""
-    tenant = Tenant.objects.get(slug=tenant_slug)
+    tenant = tenant_cached(tenant_slug)
     day = date.fromisoformat(as_of) if as_of else None
     try:
         with tenant_context(tenant):

@@ -14,7 +14,7 @@ from django.db import transaction
 from core import clock
 from core.errors import InvalidInput
 from core.money import check_currency, parse_amount
-from core.tenancy import require_tenant_slug
+from core.tenancy import require_tenant_slug, tenant_cached
 from credit.errors import (
     CreditHoldExists,
     CreditHoldNotActive,
@@ -45,7 +45,7 @@ from credit.services.exposure import (
     _Movement,
     _record_limit_exceeded,
 )
-from credit.services.inputs import MAX_HOLD_DAYS, _clean_ref, _tenant, hold_ttl
+from credit.services.inputs import MAX_HOLD_DAYS, _clean_ref, hold_ttl
 from credit.services.results import HoldResult
 from customers.models import Customer
 
@@ -127,7 +127,7 @@ def credit_hold_place(
     """Reserve credit for an order during checkout, until `expires_at`; refused beyond the limit (recorded)."""
     amount = parse_amount(amount)
     order_id = _clean_ref(order_id, error=InvalidOrderId)
-    tenant = _tenant(customer.tenant_id)
+    tenant = tenant_cached(customer.tenant_id)
     currency = check_currency(currency, tenant_currency=tenant.currency)
     now = clock.now()
     expires = expires_at or now + hold_ttl()

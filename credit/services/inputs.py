@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 
-from core import clock
 from core.errors import InvalidInput
-from core.models import Tenant
-from core.tenancy import tenant_cached
 from credit.errors import (
     InvalidPaymentTerms,
 )
@@ -34,11 +31,6 @@ def hold_ttl() -> timedelta:
 
 
 # --- Small helpers ------------------------------------------------------------------------------------------------
-def _tenant(tenant_id: str) -> Tenant:
-    """The process's copy of the tenant row (`core.tenancy.tenant_cached`): no statement on the hot path."""
-    return tenant_cached(tenant_id)
-
-
 def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(json.dumps(payload, cls=DjangoJSONEncoder)))
 
@@ -73,7 +65,3 @@ def _require_text(value: str, field: str) -> str:
 
 def same_actor(a: str, b: str) -> bool:
     return a.strip().casefold() == b.strip().casefold()
-
-
-def _tenant_today(tenant_id: str) -> date:
-    return clock.today(_tenant(tenant_id).time_zone)

@@ -10,6 +10,7 @@ from django.db import transaction
 from core import clock
 from core.money import parse_amount
 from core.outbox import outbox_record
+from core.tenancy import tenant_cached, tenant_today
 from credit.errors import (
     CreditBusinessOnly,
     CreditLineExists,
@@ -28,7 +29,7 @@ from credit.selectors import (
 )
 from credit.services.exposure import _history, _insert, _invalidate, _lock_line, _set_status
 from credit.services.holds import _expire_holds
-from credit.services.inputs import _clean_terms, _require_text, _tenant, _tenant_today, same_actor
+from credit.services.inputs import _clean_terms, _require_text, same_actor
 from credit.services.overdue import _reconcile_overdue_hold
 from customers.errors import CustomerBlocked
 from customers.models import Customer, CustomerStatus, CustomerType
@@ -61,7 +62,7 @@ def credit_line_request(
         tenant_id=customer.tenant_id,
         customer=customer,
         status=CreditLineStatus.REQUESTED,
-        currency=_tenant(customer.tenant_id).currency,
+        currency=tenant_cached(customer.tenant_id).currency,
         requested_limit=limit,
         payment_terms_days=terms,
         requested_by=requested_by[:200],
@@ -189,7 +190,7 @@ def credit_line_reinstate(*, line: CreditLine, actor: str, reason: str = "") -> 
             "Only a suspended line can be reinstated.", credit_line_id=str(line.pk), status=line.status
         )
     _set_status(line, CreditLineStatus.APPROVED, action="reinstated", actor=actor, reason=reason)
-    _reconcile_overdue_hold(line, today=_tenant_today(line.tenant_id), actor=actor)
+    _reconcile_overdue_hold(line, today=tenant_today(line.tenant_id), actor=actor)
     return line
 
 

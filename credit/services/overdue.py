@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db import transaction
 
-from core.tenancy import require_tenant_slug
+from core.tenancy import require_tenant_slug, tenant_today
 from credit.models import (
     UNPAID_STATUSES,
     CreditCharge,
@@ -20,7 +20,7 @@ from credit.selectors import (
     credit_lines_for_overdue_run,
 )
 from credit.services.exposure import _lock_line, _set_status
-from credit.services.inputs import _tenant_today, overdue_grace_days
+from credit.services.inputs import overdue_grace_days
 from credit.services.results import OverdueRunResult
 
 
@@ -62,7 +62,7 @@ def credit_line_overdue_process(
     """One line of the nightly run, under its lock: mark its charges past due as overdue, put it on hold when they
     are overdue past the grace period, release its hold when nothing blocks it any more."""
     line = _lock_line(line_id)
-    today = today or _tenant_today(line.tenant_id)
+    today = today or tenant_today(line.tenant_id)
     marked = CreditCharge.objects.filter(
         line=line, status=CreditChargeStatus.OPEN, due_date__lt=today
     ).update(status=CreditChargeStatus.OVERDUE)
@@ -77,7 +77,7 @@ def credit_line_overdue_process(
 def credit_overdue_process(*, today: date | None = None, actor: str = "system:overdue") -> OverdueRunResult:
     """The nightly run for the current tenant, line by line in primary-key order (the nightly task gives each line
     a transaction of its own)."""
-    today = today or _tenant_today(require_tenant_slug())
+    today = today or tenant_today(require_tenant_slug())
     return OverdueRunResult.total(
         credit_line_overdue_process(line_id=line_id, today=today, actor=actor)
         for line_id in credit_lines_for_overdue_run(today=today)

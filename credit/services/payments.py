@@ -13,6 +13,7 @@ from core.errors import IdempotencyKeyReused
 from core.idempotency import fingerprint_of
 from core.models import Tenant
 from core.money import check_currency, parse_amount
+from core.tenancy import tenant_cached
 from credit.errors import (
     InvalidOrderId,
     InvalidPaymentId,
@@ -27,7 +28,7 @@ from credit.models import (
     CreditPaymentAllocation,
 )
 from credit.services.exposure import _insert, _keyed, _lock_customer_line, _move_exposure, _Movement
-from credit.services.inputs import _clean_ref, _tenant
+from credit.services.inputs import _clean_ref
 from credit.services.overdue import _reconcile_overdue_hold
 from credit.services.results import PaymentAllocationResult, PaymentResult
 from customers.models import Customer
@@ -109,7 +110,7 @@ def payment_record(
     payment_id = _clean_ref(payment_id, error=InvalidPaymentId)
     amount = parse_amount(amount)
     order_id = _clean_ref(order_id, error=InvalidOrderId) if (order_id or "").strip() else ""
-    tenant = _tenant(customer.tenant_id)
+    tenant = tenant_cached(customer.tenant_id)
     currency = check_currency(currency, tenant_currency=tenant.currency)
     payload = {
         "customer_id": str(customer.pk),

@@ -14,6 +14,7 @@ from core.errors import IdempotencyKeyReused
 from core.models import Tenant
 from core.money import check_currency, parse_amount
 from core.outbox import outbox_record
+from core.tenancy import tenant_cached, tenant_today
 from credit.errors import (
     CreditChargeNotCancellable,
     CreditChargeNotFound,
@@ -48,7 +49,7 @@ from credit.services.exposure import (
     _record_limit_exceeded,
 )
 from credit.services.holds import _expire_holds
-from credit.services.inputs import _clean_ref, _require_text, _tenant, _tenant_today
+from credit.services.inputs import _clean_ref, _require_text
 from credit.services.overdue import _reconcile_overdue_hold
 from credit.services.results import CreditAvailability, CreditUsageResult
 from customers.errors import CustomerBlocked
@@ -134,7 +135,7 @@ def credit_use(
     order id (and key); refused beyond the limit with `credit.limit.exceeded` still recorded."""
     amount = parse_amount(amount)
     order_id = _clean_ref(order_id, error=InvalidOrderId)
-    tenant = _tenant(customer.tenant_id)
+    tenant = tenant_cached(customer.tenant_id)
     currency = check_currency(currency, tenant_currency=tenant.currency)
     payload = {
         "customer_id": str(customer.pk),
@@ -361,5 +362,5 @@ def _charge_cancel(*, customer: Customer, charge_pk: Any, reason: str, actor: st
         [_Movement(CreditLedgerKind.CHARGE_CANCELLED, -released, order_id=charge.order_id, charge=charge)],
         actor=actor,
     )
-    _reconcile_overdue_hold(line, today=_tenant_today(line.tenant_id), actor=actor or "system")
+    _reconcile_overdue_hold(line, today=tenant_today(line.tenant_id), actor=actor or "system")
     return charge

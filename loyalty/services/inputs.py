@@ -7,9 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 from core.errors import InvalidInput
-from core.models import Tenant
-from core.tenancy import tenant_cached
-from customers.models import Customer
 from loyalty.errors import (
     InvalidPoints,
 )
@@ -92,13 +89,3 @@ def _normalize_items(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]
             }
         )
     return normalized
-
-
-def _tenant(customer: Customer) -> Tenant:
-    return Tenant.objects.get(slug=customer.tenant_id)
-
-
-def _tenant_currency(customer: Customer) -> str:
-    """The tenant's currency, from the process's copy of the tenant row (`core.tenancy.tenant_cached`): the hot
-    paths (earn, redeem) send no statement for it."""
-    return str(tenant_cached(customer.tenant_id).currency)

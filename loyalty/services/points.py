@@ -12,6 +12,7 @@ from core.errors import InvalidAmount
 from core.models import IdempotencyRecord
 from core.money import MAX_AMOUNT, check_currency, parse_amount
 from core.outbox import outbox_record
+from core.tenancy import tenant_cached
 from customers.models import Customer
 from loyalty.calculations import (
     discount_for,
@@ -43,7 +44,6 @@ from loyalty.services.inputs import (
     _check_points,
     _check_reference,
     _normalize_items,
-    _tenant_currency,
 )
 from loyalty.services.ledger import (
     _allocate,
@@ -85,7 +85,7 @@ def points_earn(
     key = _check_key(idempotency_key)
     amount = parse_amount(purchase_amount, field="purchase_amount") if purchase_amount is not None else None
     bonus = _check_points(points) if points is not None else None
-    tenant_currency = _tenant_currency(customer)
+    tenant_currency = str(tenant_cached(customer.tenant_id).currency)  # the process copy: no statement
     currency = check_currency(currency, tenant_currency=tenant_currency)
     reference = _check_reference(reference)
     normalized_items = _normalize_items(items)
@@ -215,7 +215,7 @@ def points_redeem(
     points = _check_points(points)
     reference = _check_reference(reference)
     amount = parse_amount(purchase_amount, field="purchase_amount") if purchase_amount is not None else None
-    tenant_currency = _tenant_currency(customer)
+    tenant_currency = str(tenant_cached(customer.tenant_id).currency)  # the process copy: no statement
     if dry_run:
         program = program_get(customer.tenant_id)
         account = LoyaltyAccount.objects.filter(customer_id=customer.pk).first()

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.outbox import outbox_record
+from core.tenancy import tenant_cached
 from customers.cache import customer_cache_invalidate
 from loyalty.calculations import (
     add_months,
@@ -22,7 +23,6 @@ from loyalty.models import (
 from loyalty.selectors import (
     qualifying_points_in_window,
 )
-from loyalty.services.inputs import _tenant
 from loyalty.services.ledger import _Ctx
 from loyalty.services.results import LoyaltyResult
 
@@ -170,7 +170,7 @@ def _result(
         points=points,
         points_balance=ctx.account.available,
         discount_amount=discount,
-        currency=ctx.currency or _tenant(ctx.customer).currency,
+        currency=ctx.currency or tenant_cached(ctx.customer.tenant_id).currency,
         tier=ctx.account.tier,
         previous_tier=ctx.starting_tier,
         tier_changed=ctx.account.tier != ctx.starting_tier,

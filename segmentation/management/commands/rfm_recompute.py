@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from core.errors import DomainError
 from core.models import Tenant
-from core.tenancy import tenant_context
+from core.tenancy import tenant_cached, tenant_context
 from segmentation.services import STAGES, rfm_recompute
 
 
@@ -45,7 +45,7 @@ class Command(BaseCommand):
             total=len(slugs) * len(STAGES), unit="step", file=stream, disable=options["verbosity"] == 0
         ) as bar:
             for slug in slugs:
-                tenant = Tenant.objects.get(slug=slug)
+                tenant = tenant_cached(slug)
 
                 def advance(stage: str, slug: str = slug) -> None:
                     bar.set_description(f"{slug}: {stage}")
