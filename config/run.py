@@ -62,7 +62,8 @@ def process_specs(env: dict[str, str], commands: set[str]) -> list[ProcessSpec]:
     beat_schedule = str(data_dir(env) / "celerybeat-schedule")
     web = [
         python, "-m", "gunicorn", "config.wsgi:application", "--bind", f"0.0.0.0:{http_port(env)}",
-        "--workers", env.get("WEB_CONCURRENCY") or "2", "--threads", env.get("WEB_THREADS") or "4",
+        "--workers", env.get("WEB_CONCURRENCY") or "2", "--worker-class", "gevent",
+        "--worker-connections", env.get("WEB_CONNECTIONS") or "100",
         "--graceful-timeout", str(WEB_GRACEFUL_TIMEOUT), "--access-logfile", "-", "--no-control-socket",
     ]  # fmt: skip
     return [
