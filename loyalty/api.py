@@ -323,10 +323,22 @@ class StampRuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
 
 # --- Input ----------------------------------------------------------------------------------------------------
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^(1000000|[1-9][0-9]{0,5}(\.[0-9]{1,3})?|0\.[0-9]{0,2}[1-9])$",
+        "example": "2",
+        "description": "Greater than zero, at most 1000000; default 1.",
+    }
+)
+class QuantityStringField(DecimalStringField):
+    """An item's quantity, handed to the service untouched (which checks 0 < quantity <= 1000000)."""
+
+
 class ItemInput(serializers.Serializer):
     sku = serializers.CharField(max_length=64)
     category = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    quantity = DecimalStringField(required=False)
+    quantity = QuantityStringField(required=False)
     unit_price = DecimalStringField(required=False)
 
 
