@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 # The operations schemathesis reports as "mostly rejected generated data" (the schema allows what the API refuses).
-MOSTLY_REJECTED_AT_MOST = 15
+# 20 before the schema stated amounts, points and keys; 15-17 since (the stateful phase varies between runs).
+MOSTLY_REJECTED_AT_MOST = 18
 
 MAX_EXAMPLES = 25
 SEED = 20261202
@@ -80,11 +81,20 @@ def test_schemathesis_finds_no_server_error_and_no_response_outside_the_schema(
         f"Authorization: Bearer {token}",
     ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1", "COLUMNS": "200"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=360, env=env, check=False)  # noqa: S603 (our own CLI, our own arguments)
+    # our own CLI with our own arguments; run in tmp_path so that its example cache stays out of the repository
+    result = subprocess.run(  # noqa: S603
+        command, capture_output=True, text=True, timeout=360, env=env, cwd=tmp_path, check=False
+    )
     output = result.stdout + result.stderr
     print(output)
 
     assert result.returncode == 0, output
-    assert "No issues found" in output or " 0 failures" in output or "FAILURES" not in output, output
+    assert "FAILURES" not in output, output
+    cases = re.search(r"(\d+) generated, (\d+) passed", output)
+    assert cases, output
+    generated, passed = int(cases.group(1)), int(cases.group(2))
+    assert generated == passed >= 500, output
+    for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
+        assert f"✅ {phase}" in output or f"✅  {phase}" in output, (phase, output)
     rejected = mostly_rejected_count(output)
     assert rejected <= MOSTLY_REJECTED_AT_MOST, output
