@@ -39,6 +39,20 @@ from core.parsers import BoundedJSONParser
 from core.rest_auth import BearerTokenAuthentication, HasRequiredScopes, Principal
 from core.tenancy import tenant_context
 
+# What the OpenAPI schema says of a money amount in a request: the exact syntax `core.money.parse_amount` takes
+# (ASCII digits, at most two decimals, more than zero, at most 999999999999.99), so that generated clients and
+# fuzzers send what the service accepts.
+AMOUNT_PATTERN = r"^(0\.(0[1-9]|[1-9][0-9]?)|[1-9][0-9]{0,11}(\.[0-9]{1,2})?)$"
+AMOUNT_OR_ZERO_PATTERN = r"^(0|0\.[0-9]{1,2}|[1-9][0-9]{0,11}(\.[0-9]{1,2})?)$"
+AMOUNT_SCHEMA: dict[str, Any] = {"type": "string", "pattern": AMOUNT_PATTERN, "example": "125.50"}
+AMOUNT_OR_ZERO_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": AMOUNT_OR_ZERO_PATTERN,
+    "example": "0.00",
+}
+# The Idempotency-Key header: 1 to 200 characters (the service strips blanks and refuses longer keys).
+IDEMPOTENCY_KEY_SCHEMA: dict[str, Any] = {"type": "string", "pattern": r"^[A-Za-z0-9._:-]{1,200}$"}
+
 logger = logging.getLogger(__name__)
 
 

@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
@@ -16,6 +15,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import (
+    AMOUNT_OR_ZERO_SCHEMA,
+    AMOUNT_SCHEMA,
+    IDEMPOTENCY_KEY_SCHEMA,
     DefaultCursorPagination,
     TenantAPIView,
     actor_of,
@@ -44,7 +46,9 @@ from customers.selectors import customer_get
 READ = ["credit:read"]
 WRITE = ["credit:write"]
 APPROVE = ["credit:approve"]
-IDEMPOTENCY_KEY = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", IDEMPOTENCY_KEY_SCHEMA, OpenApiParameter.HEADER, required=True
+)
 
 
 class Money(serializers.DecimalField):
@@ -54,7 +58,7 @@ class Money(serializers.DecimalField):
         super().__init__(max_digits=None, decimal_places=2, **kwargs)
 
 
-@extend_schema_field(OpenApiTypes.STR)
+@extend_schema_field(AMOUNT_SCHEMA)
 class MoneyInput(serializers.Field):
     """Money in: a decimal string, parsed at the door by `parse_amount`, so every bad amount (blank, negative,
     too long, a float) is `invalid_amount` as at every other door."""
@@ -71,6 +75,14 @@ class MoneyInput(serializers.Field):
 
     def to_representation(self, value: Any) -> str:
         return str(value)
+
+
+@extend_schema_field(AMOUNT_OR_ZERO_SCHEMA)
+class MoneyOrZeroInput(MoneyInput):
+    """Money in that may be zero (a minimum amount)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_zero=True, **kwargs)
 
 
 def status_param(request: Request, choices: list[str]) -> str | None:
@@ -387,10 +399,21 @@ class CommercialTermsOutput(serializers.Serializer):
     volume_discounts = VolumeDiscountOutput(many=True)
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^(100(\.00?)?|[1-9][0-9]?(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?))$",
+        "example": "2.50",
+    }
+)
+class PercentInput(MoneyInput):
+    """A discount percent: above zero, at most 100, at most two decimals (the service checks the bound)."""
+
+
 class VolumeDiscountInput(Input):
     category = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    min_amount = MoneyInput(allow_zero=True)
-    discount_percent = MoneyInput()
+    min_amount = MoneyOrZeroInput()
+    discount_percent = PercentInput()
 
 
 class CommercialTermsInput(Input):
@@ -429,7 +452,7 @@ class CreditCheckView(TenantAPIView):
     required_scopes = {"GET": READ}
 
     @extend_schema(
-        parameters=[OpenApiParameter("amount", str, required=True)],
+        parameters=[OpenApiParameter("amount", AMOUNT_SCHEMA, required=True)],
         responses=CreditCheckOutput,
         description="Would this amount fit now? Changes nothing; a later use is checked again.",
     )

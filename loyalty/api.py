@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import (
+    AMOUNT_SCHEMA,
     DefaultCursorPagination,
     StrictFieldsMixin,
     StrictInput,
@@ -41,6 +42,7 @@ from loyalty.models import (
     TierCode,
     TransactionType,
 )
+from loyalty.services.inputs import MAX_POINTS, MAX_STAMPS
 
 READ = ["loyalty:read"]
 WRITE = ["loyalty:write"]
@@ -59,6 +61,11 @@ class DecimalStringField(serializers.Field):
         return None if value is None else str(value)
 
 
+@extend_schema_field(AMOUNT_SCHEMA)
+class AmountStringField(DecimalStringField):
+    """A money amount, handed to the service untouched (which parses it with `core.money.parse_amount`)."""
+
+
 @extend_schema_field(OpenApiTypes.INT64)
 class PointsField(serializers.Field):
     """Whole points, handed to the service untouched (which answers `invalid_points`)."""
@@ -68,6 +75,21 @@ class PointsField(serializers.Field):
 
     def to_representation(self, value: Any) -> Any:
         return value
+
+
+@extend_schema_field({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_POINTS})
+class PositivePointsField(PointsField):
+    """Whole points above zero, at most MAX_POINTS (earned or redeemed)."""
+
+
+@extend_schema_field({"type": "integer", "format": "int64", "minimum": -MAX_POINTS, "maximum": MAX_POINTS})
+class SignedPointsField(PointsField):
+    """Whole points other than zero, positive to add or negative to take away."""
+
+
+@extend_schema_field({"type": "integer", "format": "int32", "minimum": 1, "maximum": MAX_STAMPS})
+class StampCountField(PointsField):
+    """A whole number of stamps above zero, at most MAX_STAMPS."""
 
 
 def _created(body: dict[str, Any], *, replayed: bool) -> Response:
@@ -302,37 +324,49 @@ class StampRuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
 
 # --- Input ----------------------------------------------------------------------------------------------------
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^(1000000|[1-9][0-9]{0,5}(\.[0-9]{1,3})?|0\.[0-9]{0,2}[1-9])$",
+        "example": "2",
+        "description": "Greater than zero, at most 1000000; default 1.",
+    }
+)
+class QuantityStringField(DecimalStringField):
+    """An item's quantity, handed to the service untouched (which checks 0 < quantity <= 1000000)."""
+
+
 class ItemInput(serializers.Serializer):
     sku = serializers.CharField(max_length=64)
     category = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    quantity = DecimalStringField(required=False)
+    quantity = QuantityStringField(required=False)
     unit_price = DecimalStringField(required=False)
 
 
 class EarnInput(StrictInput):
-    purchase_amount = DecimalStringField(required=False, allow_null=True)
-    points = PointsField(required=False, allow_null=True)
+    purchase_amount = AmountStringField(required=False, allow_null=True)
+    points = PositivePointsField(required=False, allow_null=True)
     currency = serializers.CharField(max_length=3, required=False, allow_blank=True)
     reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     items = serializers.ListField(child=ItemInput(), required=False, max_length=MAX_ITEMS)
 
 
 class RedeemInput(StrictInput):
-    points = PointsField()
+    points = PositivePointsField()
     reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    purchase_amount = DecimalStringField(required=False, allow_null=True)
+    purchase_amount = AmountStringField(required=False, allow_null=True)
     dry_run = serializers.BooleanField(required=False, default=False)
 
 
 class ReverseInput(StrictInput):
     reference = serializers.CharField(max_length=100)
-    amount = DecimalStringField(required=False, allow_null=True, help_text="Omit for a full reversal.")
-    purchase_amount = DecimalStringField(required=False, allow_null=True)
+    amount = AmountStringField(required=False, allow_null=True, help_text="Omit for a full reversal.")
+    purchase_amount = AmountStringField(required=False, allow_null=True)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
 class AdjustInput(StrictInput):
-    points = PointsField(help_text="Positive to add, negative to take away.")
+    points = SignedPointsField(help_text="Positive to add, negative to take away.")
     reason = serializers.CharField(max_length=500, allow_blank=True)
 
 
@@ -344,7 +378,7 @@ class TierOverrideInput(StrictInput):
 
 class StampsInput(StrictInput):
     rule_id = serializers.CharField(max_length=64)
-    stamps = PointsField()
+    stamps = StampCountField()
     reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
