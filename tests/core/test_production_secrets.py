@@ -40,16 +40,15 @@ def production_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Our own interpreter on `args`, in the project's directory, as a deployment would start it."""
     return subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
+        [sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True, check=False, timeout=120
     )
+
+
+def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run(["-c", code], env)
 
 
 def load_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -85,15 +84,7 @@ def test_a_32_byte_jwt_secret_is_enough():
 
 
 def test_issue_token_refuses_in_production():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "issue_token", "--tenant", "demo"],
-        env=production_env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    result = run(["manage.py", "issue_token", "--tenant", "demo"], production_env())
     assert result.returncode != 0
     assert "production" in result.stderr
     assert "eyJ" not in result.stdout  # no token was printed
@@ -112,14 +103,6 @@ def test_issue_dev_token_refuses_in_production_when_called_directly():
 
 def test_check_deploy_is_clean_with_the_documented_production_settings():
     env = production_env(SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO")
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
