@@ -13,7 +13,6 @@ import contextlib
 import os
 import re
 import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from config.run import process_specs
-from tests.waiting import wait_until
+from tests.waiting import stop_process_group, wait_until
 
 pytestmark = pytest.mark.processes
 
@@ -95,13 +94,7 @@ def procfile_web(log: Path, **extra_env: str) -> Iterator[int]:
         wait_until(up, timeout=60, interval=0.5, what="the web process to serve /health")
         yield port
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, grace=30)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ stops it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -27,7 +26,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.waiting import wait_until
+from tests.waiting import stop_process_group, wait_until
 
 pytestmark = pytest.mark.processes
 
@@ -159,13 +158,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield s
     finally:
         if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_process_group(process, grace=60)
 
 
 def create_customer(stack: Stack, n: int) -> str:
