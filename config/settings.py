@@ -6,6 +6,8 @@ configuration) so that a misconfigured deployment fails at boot, not at the firs
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import importlib
 import os
 from pathlib import Path
@@ -136,6 +138,24 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("TEST", {})
 DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), "connect_timeout": 5}
+# The app's role owns nothing (only SELECT/INSERT/UPDATE/DELETE on the tables), so it can neither turn Row-Level
+# Security off nor TRUNCATE (which RLS does not filter). `migrate` and `flush` connect as the role that owns the
+# tables: the user and password of DATABASE_OWNER_URL, on the app's server and database. Development defaults to
+# zenlogic_owner/zenlogic_owner; production has no default (the web and gRPC processes need no owner).
+DEV_OWNER_ROLE = "zenlogic_owner"
+if not env("DATABASE_OWNER_URL") and not PRODUCTION:
+    os.environ.setdefault("DATABASE_OWNER_URL", f"postgres://{DEV_OWNER_ROLE}:{DEV_OWNER_ROLE}@/")
+_owner = dj_database_url.parse(env("DATABASE_OWNER_URL")) if env("DATABASE_OWNER_URL") else None
+DATABASE_OWNER: dict[str, str] | None = (
+    {"USER": _owner["USER"], "PASSWORD": _owner.get("PASSWORD") or ""}
+    if _owner and _owner.get("USER")
+    else None
+)
+DATABASE_APP_ROLE = DATABASES["default"].get("USER") or ""
+# The database only lets a transaction see a tenant when its `app.tenant_id` setting carries this key's digest of
+# the tenant (core.tenancy.scope_claim): a session that merely sets the setting sees nothing. `migrate` stores the
+# key where only the owner role can read it; derived from SECRET_KEY, so a new SECRET_KEY needs a `migrate`.
+TENANT_SCOPE_KEY = hmac.new(SECRET_KEY.encode(), b"zenlogic.tenant-scope.v1", hashlib.sha256).digest()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "core.User"
 

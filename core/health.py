@@ -9,14 +9,23 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
 
 def check_database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    """Reachable, and its scope key is this process's: with another key (a new SECRET_KEY before its `migrate`) the
+    database would show this process no tenant at all."""
+    from core.tenancy import ALL_TENANTS_SCOPE, scope_claim
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('app.tenant_id', %s, true)", [scope_claim(ALL_TENANTS_SCOPE)])
+        cursor.execute("SELECT core_tenant_scope()")
+        if cursor.fetchone()[0] != ALL_TENANTS_SCOPE:
+            raise RuntimeError(
+                "the database's tenant scope key is not this process's: run `manage.py migrate`"
+            )
 
 
 def check_cache() -> None:

@@ -137,7 +137,7 @@ def copy_keys_into_records(select_sql: str) -> Any:
     """A migration step that copies an app's former idempotency rows into `IdempotencyRecord`, keeping every key.
 
     `select_sql` selects `(tenant_id, id, scope, key, operation, fingerprint, result, created_at)`. It runs once
-    per tenant with that tenant set, so it works under Row-Level Security as the service's own role.
+    per tenant with that tenant's claim set, so it works under Row-Level Security (the owner is subject to it too).
     """
     from django.db import migrations
 
@@ -147,11 +147,13 @@ def copy_keys_into_records(select_sql: str) -> Any:
     insert += "WHERE old.tenant_id = %s ON CONFLICT (tenant_id, scope, key) DO NOTHING"
 
     def forwards(apps: Any, schema_editor: Any) -> None:
+        from core.tenancy import scope_claim
+
         with schema_editor.connection.cursor() as cursor:
             cursor.execute("SELECT slug FROM core_tenant ORDER BY slug")
             slugs = [row[0] for row in cursor.fetchall()]
             for slug in slugs:
-                cursor.execute("SELECT set_config('app.tenant_id', %s, true)", [slug])
+                cursor.execute("SELECT set_config('app.tenant_id', %s, true)", [scope_claim(slug)])
                 cursor.execute(insert, [slug])
             cursor.execute("SELECT set_config('app.tenant_id', '', true)")
 

@@ -6,15 +6,20 @@ to the next request that reuses the connection. Entering costs one statement; le
 none (the setting ends with the transaction). A nested context restores the previous value on exit, because a
 transaction-local setting lasts until the *outermost* transaction ends (it would otherwise leak out of its block).
 
-The RLS policies (see `EnableRowLevelSecurity`) compare `tenant_id` with
-`NULLIF(current_setting('app.tenant_id', true), '')`: with no tenant set nothing is visible. A second policy lets
-a transaction that sets `app.all_tenants = 'on'` see every tenant; only system jobs that must span tenants (the
-outbox relay) and superusers in the admin use it, through `all_tenants_context()`.
+The setting is a claim, not a name: `<scope>.<digest>`, where the digest is SHA-256 of a key and the scope (a
+tenant's slug, or `*` for every tenant). The RLS policies (see `EnableRowLevelSecurity`) compare `tenant_id` with
+`core_tenant_scope()`, a SECURITY DEFINER function of the owner role that checks the digest against the key kept in
+a table only the owner can read, and returns the scope or NULL. So a session of the app's role that sets the
+setting itself (an injected statement, say) sees no tenant at all, not even its own: only code holding
+`settings.TENANT_SCOPE_KEY` can produce a claim. Every tenant is visible only to a `*` claim, made by
+`all_tenants_context()` for the system jobs that must span tenants (the outbox relay, metrics) and for superusers
+in the admin. The app's role owns no table (`core.database_roles`), so it cannot turn the policies off either.
 """
 
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -85,26 +90,41 @@ def require_tenant_slug() -> str:
     return slug
 
 
-def _settings_set(tenant_slug: str, all_tenants: str, *, read_previous: bool) -> tuple[str, str]:
-    """Set both tenant settings transaction-locally in one statement; with `read_previous`, return their earlier
-    values ('' when unset) read in that same statement."""
-    set_both = "set_config('app.tenant_id', %s, true), set_config('app.all_tenants', %s, true)"
+ALL_TENANTS_SCOPE = "*"
+_claims: dict[tuple[bytes, str], str] = {}
+
+
+def scope_claim(scope: str) -> str:
+    """The `app.tenant_id` value under which the database's policies show `scope` (a slug, or `*`)."""
+    from django.conf import settings
+
+    key = settings.TENANT_SCOPE_KEY
+    claim = _claims.get((key, scope))
+    if claim is None:
+        claim = _claims.setdefault(
+            (key, scope), f"{scope}.{hashlib.sha256(key + scope.encode()).hexdigest()}"
+        )
+    return claim
+
+
+def _settings_set(claim: str, *, read_previous: bool) -> str:
+    """Set the tenant claim transaction-locally in one statement; with `read_previous`, return the earlier value
+    ('' when unset) read in that same statement."""
     with connection.cursor() as cursor:
         if not read_previous:
-            cursor.execute(f"SELECT {set_both}", [tenant_slug, all_tenants])
-            return "", ""
+            cursor.execute("SELECT set_config('app.tenant_id', %s, true)", [claim])
+            return ""
         cursor.execute(
-            "SELECT coalesce(current_setting('app.tenant_id', true), ''), "
-            f"coalesce(current_setting('app.all_tenants', true), ''), {set_both}",
-            [tenant_slug, all_tenants],
+            "SELECT coalesce(current_setting('app.tenant_id', true), ''), set_config('app.tenant_id', %s, true)",
+            [claim],
         )
-        previous, previous_all, _, _ = cursor.fetchone()
-    return previous, previous_all
+        previous, _ = cursor.fetchone()
+    return previous
 
 
 @contextmanager
 def _scoped_transaction(*, tenant_slug: str | None, all_tenants: bool) -> Iterator[None]:
-    """One transaction with the tenant settings set locally: one statement in.
+    """One transaction with the tenant claim set locally: one statement in.
 
     The outermost block restores nothing: a transaction-local setting ends with its transaction, so none out. A
     nested block (inside a transaction someone else opened) reads the previous values in the statement that sets
@@ -115,14 +135,13 @@ def _scoped_transaction(*, tenant_slug: str | None, all_tenants: bool) -> Iterat
     nested = transaction.get_connection().in_atomic_block
     try:
         with transaction.atomic():
-            previous, previous_all = _settings_set(
-                tenant_slug or "", "on" if all_tenants else "off", read_previous=nested
-            )
+            claim = scope_claim(ALL_TENANTS_SCOPE if all_tenants else tenant_slug or "")
+            previous = _settings_set(claim, read_previous=nested)
             try:
                 yield
             finally:
                 if nested and not transaction.get_connection().needs_rollback:
-                    _settings_set(previous, previous_all, read_previous=False)
+                    _settings_set(previous, read_previous=False)
     finally:
         _current_tenant.reset(token)
         _all_tenants.reset(all_token)
@@ -180,13 +199,61 @@ class TenantManager(models.Manager):
 # --- Migrations -----------------------------------------------------------------------------------------------
 POLICY_TENANT = "tenant_isolation"
 POLICY_ALL = "all_tenants"
+SCOPE_FUNCTION = "core_tenant_scope"
+SCOPE_KEY_TABLE = "core_tenant_scope_key"
+# A scalar subquery: PostgreSQL runs the function once per statement (an InitPlan), not once per row.
+_SCOPE = f"(SELECT {SCOPE_FUNCTION}())"
+TENANT_POLICY_EXPR = f"tenant_id = {_SCOPE}"
+ALL_POLICY_EXPR = f"{_SCOPE} = '{ALL_TENANTS_SCOPE}'"
+
+
+def ensure_tenant_scope(cursor: Any) -> None:
+    """Create or refresh, as the owner role, the key table (readable by the owner only) and the function that
+    verifies a claim with it; store the current `TENANT_SCOPE_KEY`."""
+    from django.conf import settings
+
+    cursor.execute("SELECT quote_ident(current_schema())")
+    schema = cursor.fetchone()[0]
+    key_table = f"{schema}.{SCOPE_KEY_TABLE}"
+    cursor.execute(
+        f"CREATE TABLE IF NOT EXISTS {key_table} (id smallint PRIMARY KEY CHECK (id = 1), key bytea NOT NULL)"
+    )
+    cursor.execute(f"REVOKE ALL ON {key_table} FROM PUBLIC")
+    cursor.execute(  # the schema is quote_ident(current_schema()), the rest constants
+        f"INSERT INTO {key_table} (id, key) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET key = EXCLUDED.key",  # noqa: S608
+        [settings.TENANT_SCOPE_KEY],
+    )
+    # SECURITY DEFINER: it reads the key with the owner's rights; a fixed search_path so that a caller's objects
+    # can never stand in for the ones it names.
+    cursor.execute(
+        f"""CREATE OR REPLACE FUNCTION {schema}.{SCOPE_FUNCTION}() RETURNS text
+        LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+        DECLARE
+            claim text := current_setting('app.tenant_id', true);
+            scope text;
+            secret bytea;
+        BEGIN
+            IF claim IS NULL OR claim = '' THEN
+                RETURN NULL;
+            END IF;
+            scope := split_part(claim, '.', 1);
+            SELECT k.key INTO secret FROM {key_table} AS k WHERE k.id = 1;
+            IF secret IS NULL
+               OR claim <> scope || '.' || encode(sha256(secret || convert_to(scope, 'UTF8')), 'hex') THEN
+                RETURN NULL;
+            END IF;
+            RETURN scope;
+        END
+        $body$"""  # noqa: S608 - the schema is quote_ident(current_schema()), the rest constants
+    )
 
 
 class EnableRowLevelSecurity(Operation):
-    """Enable and FORCE Row-Level Security on a tenant-owned table, with its two policies."""
+    """Enable and FORCE Row-Level Security on a tenant-owned table, with its two policies: rows of the tenant the
+    transaction's claim names, and every row for a claim of every tenant (`core_tenant_scope`)."""
 
     reversible = True
-    reduces_to_sql = True
+    reduces_to_sql = False  # it reads the schema and stores the key
 
     def __init__(self, model_name: str) -> None:
         self.model_name = model_name
@@ -199,14 +266,13 @@ class EnableRowLevelSecurity(Operation):
 
     def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
         table = schema_editor.quote_name(self._table(app_label, to_state))
-        tenant_expr = "NULLIF(current_setting('app.tenant_id', true), '')"
-        all_expr = "current_setting('app.all_tenants', true) = 'on'"
+        with schema_editor.connection.cursor() as cursor:
+            ensure_tenant_scope(cursor)
         for statement in (
             f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
             f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
-            f"CREATE POLICY {POLICY_TENANT} ON {table} USING (tenant_id = {tenant_expr}) "
-            f"WITH CHECK (tenant_id = {tenant_expr})",
-            f"CREATE POLICY {POLICY_ALL} ON {table} USING ({all_expr}) WITH CHECK ({all_expr})",
+            f"CREATE POLICY {POLICY_TENANT} ON {table} USING ({TENANT_POLICY_EXPR}) WITH CHECK ({TENANT_POLICY_EXPR})",
+            f"CREATE POLICY {POLICY_ALL} ON {table} USING ({ALL_POLICY_EXPR}) WITH CHECK ({ALL_POLICY_EXPR})",
         ):
             schema_editor.execute(statement)
 

@@ -23,6 +23,43 @@ def require_service(env_name: str, what: str) -> str:
     return value
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(
+    request: pytest.FixtureRequest,
+    django_test_environment: None,
+    django_db_blocker: Any,
+    django_db_keepdb: bool,
+    django_db_createdb: bool,
+    django_db_modify_db_settings: None,
+) -> Iterator[None]:
+    """pytest-django's test database setup, with the database created, migrated and dropped by the owner role: the
+    tests themselves run as the app role, which may not create a database nor own a table."""
+    from django.test.utils import setup_databases, teardown_databases
+    from pytest_django.fixtures import _get_databases_for_setup
+
+    from core.database_roles import as_owner
+
+    keepdb = django_db_keepdb and not django_db_createdb
+    aliases, serialized_aliases = _get_databases_for_setup(request.session.items)
+    verbosity = request.config.option.verbose
+    with django_db_blocker.unblock(), as_owner():
+        db_cfg = setup_databases(
+            verbosity=verbosity,
+            interactive=False,
+            aliases=aliases,
+            serialized_aliases=serialized_aliases,
+            keepdb=keepdb,
+        )
+    yield
+    if not django_db_keepdb:
+        from django.db import connections
+
+        with django_db_blocker.unblock():
+            connections.close_all()
+            with as_owner():
+                teardown_databases(db_cfg, verbosity=verbosity)
+
+
 @pytest.fixture
 def redis_url() -> str:
     return require_service("REDIS_URL", "Redis")

@@ -98,8 +98,16 @@ def procfile_web(log: Path, **extra_env: str) -> Iterator[int]:
 
 
 @pytest.fixture
-def web(tmp_path: Path) -> Iterator[int]:
-    with procfile_web(tmp_path / "web.log") as port:
+def test_database(django_db_setup: None) -> str:
+    """The test database's URL: the web process's /health needs a migrated database."""
+    from tests.events.conftest import database_url_for_tests
+
+    return database_url_for_tests()
+
+
+@pytest.fixture
+def web(tmp_path: Path, test_database: str) -> Iterator[int]:
+    with procfile_web(tmp_path / "web.log", DATABASE_URL=test_database) as port:
         yield port
 
 
@@ -189,7 +197,9 @@ class SlowAuthService:
         return auth_service_pb2.VerifyTokenResponse(valid=False, reason="revoked")
 
 
-def test_a_slow_auth_service_call_does_not_stall_the_other_requests_of_a_web_worker(tmp_path: Path) -> None:
+def test_a_slow_auth_service_call_does_not_stall_the_other_requests_of_a_web_worker(
+    tmp_path: Path, test_database: str
+) -> None:
     """With AUTH_VERIFIER=grpc each REST request waits for the Auth Service; under gevent workers grpcio must
     yield while it waits, or one worker answers its requests one after another."""
     from concurrent import futures
@@ -208,6 +218,7 @@ def test_a_slow_auth_service_call_does_not_stall_the_other_requests_of_a_web_wor
             "AUTH_GRPC_ADDRESS": f"127.0.0.1:{auth_port}",
             "AUTH_GRPC_TIMEOUT": "10",
             "WEB_CONCURRENCY": "1",  # one worker: every request below lands on it
+            "DATABASE_URL": test_database,
         }
         with procfile_web(tmp_path / "web.log", **env) as port:
 

@@ -43,7 +43,11 @@ def pg_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def env(pg_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PGHOST", "PGPORT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "DATABASE_OWNER_URL", "PGHOST", "PGPORT")
+    }
     env["EMBEDDED_PG_DIR"] = str(pg_dir)
     env["EMBEDDED_DATA_DIR"] = str(pg_dir.parent)
     return env

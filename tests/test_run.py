@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 CONFIGURED = (
     "DATABASE_URL",
+    "DATABASE_OWNER_URL",
     "PGHOST",
     "PGPORT",
     "REDIS_URL",

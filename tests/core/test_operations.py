@@ -52,6 +52,17 @@ def test_health_with_the_real_redis(client, redis_url):
     assert response.status_code == 503 and response.json()["checks"]["cache"]["status"] == "down"
 
 
+def test_health_is_503_when_the_database_scope_key_is_not_this_processs(client, tenant_a, customer_a, api_a):
+    """A process with another SECRET_KEY (before the `migrate` that stores its key) sees no tenant at all: fails
+    closed, and says so."""
+    assert client.get("/health").json()["checks"]["database"]["status"] == "up"
+    with override_settings(TENANT_SCOPE_KEY=b"another key" * 3):
+        response = client.get("/health")
+        assert api_a.get(f"/api/v1/customers/{customer_a.id}/").status_code == 404
+    assert response.status_code == 503
+    assert "run `manage.py migrate`" in response.json()["checks"]["database"]["reason"]
+
+
 def test_metrics_are_prometheus_text(client):
     client.get("/health")
     response = client.get("/metrics")

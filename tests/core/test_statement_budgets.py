@@ -42,31 +42,26 @@ def test_the_tenant_context_is_one_statement_in_and_none_out(tenant_a):
     sql = _counted(lambda: _enter_and_leave(tenant_a))
     assert sql[0] == "BEGIN" and sql[-1] == "COMMIT", _report(sql)
     assert len(sql) == 4, _report(sql)  # BEGIN, the settings, the block's own read, COMMIT
-    assert "set_config('app.tenant_id'" in sql[1] and "set_config('app.all_tenants'" in sql[1], _report(sql)
+    assert "set_config('app.tenant_id'" in sql[1], _report(sql)
 
 
 def _enter_and_leave(tenant: Any) -> None:
     with tenant_context(tenant), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT current_setting('app.tenant_id', true), current_setting('app.all_tenants', true)"
-        )
-        assert cursor.fetchone() == (tenant.slug, "off")
+        cursor.execute("SELECT core_tenant_scope()")
+        assert cursor.fetchone() == (tenant.slug,)
 
 
 def test_a_nested_context_puts_the_outer_settings_back_and_the_outermost_leaves_none(tenant_a, tenant_b):
-    def settings() -> tuple[str, str]:
+    def settings() -> tuple[str, str | None]:
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT coalesce(current_setting('app.tenant_id', true), ''), "
-                "coalesce(current_setting('app.all_tenants', true), '')"
-            )
+            cursor.execute("SELECT coalesce(current_setting('app.tenant_id', true), ''), core_tenant_scope()")
             return cursor.fetchone()
 
     with tenant_context(tenant_a):
         with tenant_context(tenant_b):
-            assert settings() == (tenant_b.slug, "off")
-        assert settings() == (tenant_a.slug, "off")
-    assert settings() == ("", "")  # the transaction ended, and its settings with it
+            assert settings()[1] == tenant_b.slug
+        assert settings()[1] == tenant_a.slug
+    assert settings() == ("", None)  # the transaction ended, and its settings with it
 
 
 def test_an_earn_without_a_tier_change_stays_within_its_budget(customer_a):

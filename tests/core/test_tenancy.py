@@ -30,10 +30,9 @@ def test_every_tenant_table_has_forced_rls_and_the_policy(raw_sql):
         )
         assert (enabled, forced) == (True, True), f"{table}: RLS enabled={enabled} forced={forced}"
         policies = dict(raw_sql("SELECT policyname, qual FROM pg_policies WHERE tablename = %s", [table]))
-        assert "tenant_isolation" in policies, table
-        assert (
-            "NULLIF(current_setting('app.tenant_id'::text, true), ''::text)" in policies["tenant_isolation"]
-        )
+        assert "SELECT core_tenant_scope()" in policies["tenant_isolation"], (table, policies)
+        assert "SELECT core_tenant_scope()" in policies["all_tenants"], (table, policies)
+        assert "'*'" in policies["all_tenants"], (table, policies)
 
 
 def test_raw_sql_without_a_tenant_sees_no_rows(customer_a, customer_b, raw_sql):
@@ -72,15 +71,18 @@ def test_inserting_a_row_for_another_tenant_is_refused_by_the_database(tenant_a,
 
 
 def test_tenant_setting_is_transaction_scoped_and_restored_after_nesting(tenant_a, tenant_b, raw_sql):
-    def setting() -> str:
-        return raw_sql("SELECT coalesce(current_setting('app.tenant_id', true), '')")[0][0]
+    def scope() -> str | None:
+        return raw_sql("SELECT core_tenant_scope()")[0][0]
 
     with tenant_context(tenant_a):
-        assert setting() == "tenant-a"
+        assert scope() == "tenant-a"
         with tenant_context(tenant_b):
-            assert setting() == "tenant-b"
-        assert setting() == "tenant-a"
-    assert setting() == ""
+            assert scope() == "tenant-b"
+        assert scope() == "tenant-a"
+        with all_tenants_context():
+            assert scope() == "*"
+        assert scope() == "tenant-a"
+    assert scope() is None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -92,7 +94,9 @@ def test_tenant_setting_does_not_carry_over_to_the_next_transaction_on_the_conne
         pass
     # Autocommit again: the next statement is a new transaction on the same connection.
     assert connection.in_atomic_block is False
-    assert raw_sql("SELECT coalesce(current_setting('app.tenant_id', true), '')") == [("",)]
+    assert raw_sql("SELECT coalesce(current_setting('app.tenant_id', true), ''), core_tenant_scope()") == [
+        ("", None)
+    ]
 
 
 def test_app_level_queryset_is_scoped_to_the_current_tenant(customer_a, customer_b, tenant_a, tenant_b):

@@ -163,10 +163,12 @@ def customer_events_queue(broker: Broker) -> Iterator[str]:
 
 
 # --- the worker -------------------------------------------------------------------------------------------------
-def database_url_for_tests() -> str:
+def database_url_for_tests(*, owner: bool = False) -> str:
+    """The test database's URL, for the app's role (or the owner role: DDL, database settings)."""
+    from django.conf import settings
     from django.db import connection
 
-    s = connection.settings_dict
+    s = {**connection.settings_dict, **(settings.DATABASE_OWNER if owner else {})}
     user = quote(s["USER"] or "", safe="")
     password = quote(s["PASSWORD"] or "", safe="")
     auth = f"{user}:{password}@" if password else f"{user}@"

@@ -335,10 +335,11 @@ def test_with_the_database_down_a_message_waits_unacked_and_is_applied_when_it_r
     from django.db import connection
 
     name = connection.settings_dict["NAME"]
-    admin = psycopg.connect(database_url_for_tests(), autocommit=True)
+    admin = psycopg.connect(database_url_for_tests(owner=True), autocommit=True)  # owns the database
+    app = psycopg.connect(database_url_for_tests(), autocommit=True)  # may end its own role's sessions
     try:
         admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT 0')
-        admin.execute(
+        app.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid() AND usename = current_user"
             " AND application_name NOT LIKE 'pytest%%'"
@@ -352,6 +353,7 @@ def test_with_the_database_down_a_message_waits_unacked_and_is_applied_when_it_r
     finally:
         admin.execute(f'ALTER DATABASE "{name}" CONNECTION LIMIT -1')
         admin.close()
+        app.close()
     assert applied(tenant, event).outcome == "applied"
     assert metrics_of(tenant, customer).order_count == 1
     assert "Database unavailable" in worker.output()
