@@ -67,6 +67,13 @@ class ServiceUnavailable(DomainError):
     message = gettext_noop("A service this request depends on is unavailable.")
 
 
+class ServerBusy(DomainError):
+    """The server is at capacity (every worker and queue slot taken): retry shortly, with the same key."""
+
+    code = "server_busy"
+    message = gettext_noop("The server is at capacity; retry shortly.")
+
+
 class RequestTooLarge(DomainError):
     code = "request_too_large"
     message = gettext_noop("The request body is larger than this service accepts.")
@@ -141,6 +148,7 @@ ERROR_MAP: dict[type[DomainError], ErrorMapping] = {
     Conflict: ErrorMapping(409, grpc.StatusCode.FAILED_PRECONDITION),
     IdempotencyKeyReused: ErrorMapping(422, grpc.StatusCode.ALREADY_EXISTS),
     RequestTooLarge: ErrorMapping(413, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ServerBusy: ErrorMapping(503, grpc.StatusCode.RESOURCE_EXHAUSTED),
     ServiceUnavailable: ErrorMapping(503, grpc.StatusCode.UNAVAILABLE),
 }
 

@@ -27,11 +27,10 @@ import grpc
 from django.conf import settings
 
 from core.auth import authenticate, bearer_token
-from core.errors import DomainError
+from core.errors import DomainError, ServerBusy, mapping_for
 from core.rpc import MalformedRequest
 
-BUSY_CODE = "server_busy"
-BUSY_MESSAGE = "The server is at capacity; retry shortly."
+BUSY = ServerBusy()
 NO_MESSAGE = MalformedRequest("The call ended without a request message.")
 
 
@@ -120,9 +119,9 @@ class CallGate:
                 request = NO_MESSAGE
             if self.in_flight >= self.capacity:
                 await context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    BUSY_MESSAGE,
-                    trailing_metadata=(("error-code", BUSY_CODE),),
+                    mapping_for(BUSY).grpc_status,
+                    BUSY.message,
+                    trailing_metadata=(("error-code", BUSY.code),),
                 )
             self.in_flight += 1
             try:
