@@ -278,6 +278,12 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
     },
     "SECURITY": [{"bearerAuth": []}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.schema.stated_constraints",
+    ],
+    # the API is JSON; the form parsers only serve the browsable API
+    "PARSER_WHITELIST": ["core.parsers.BoundedJSONParser"],
     # one schema name per choice set that several fields share
     "ENUM_NAME_OVERRIDES": {
         "TierEnum": "loyalty.models.TierCode",

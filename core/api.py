@@ -12,6 +12,7 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooMany
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers as drf_serializers
 from rest_framework import status
@@ -52,6 +53,9 @@ AMOUNT_OR_ZERO_SCHEMA: dict[str, Any] = {
 }
 # The Idempotency-Key header: 1 to 200 characters (the service strips blanks and refuses longer keys).
 IDEMPOTENCY_KEY_SCHEMA: dict[str, Any] = {"type": "string", "pattern": r"^[A-Za-z0-9._:-]{1,200}$"}
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", IDEMPOTENCY_KEY_SCHEMA, OpenApiParameter.HEADER, required=True
+)
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from core.api import (
     AMOUNT_OR_ZERO_SCHEMA,
     AMOUNT_SCHEMA,
-    IDEMPOTENCY_KEY_SCHEMA,
+    IDEMPOTENCY_KEY,
     DefaultCursorPagination,
     TenantAPIView,
     actor_of,
@@ -46,9 +46,6 @@ from customers.selectors import customer_get
 READ = ["credit:read"]
 WRITE = ["credit:write"]
 APPROVE = ["credit:approve"]
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", IDEMPOTENCY_KEY_SCHEMA, OpenApiParameter.HEADER, required=True
-)
 
 
 class Money(serializers.DecimalField):

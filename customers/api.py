@@ -55,6 +55,17 @@ class CustomerOutput(serializers.ModelSerializer):
 
 
 class CustomerInput(StrictFieldsMixin, serializers.Serializer):
+    # a person has a first name, a business a legal name (the service: invalid_customer)
+    schema_one_of = [
+        {
+            "required": ["type", "first_name"],
+            "properties": {"type": {"enum": ["individual"]}, "first_name": {"pattern": r"\S"}},
+        },
+        {
+            "required": ["type", "legal_name"],
+            "properties": {"type": {"enum": ["business"]}, "legal_name": {"pattern": r"\S"}},
+        },
+    ]
     type = serializers.ChoiceField(choices=CustomerType.choices)
     first_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     last_name = serializers.CharField(max_length=100, required=False, allow_blank=True)

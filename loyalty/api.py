@@ -11,7 +11,7 @@ from typing import Any
 import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
@@ -19,6 +19,8 @@ from rest_framework.response import Response
 
 from core.api import (
     AMOUNT_SCHEMA,
+    IDEMPOTENCY_KEY,
+    IDEMPOTENCY_KEY_SCHEMA,
     DefaultCursorPagination,
     StrictFieldsMixin,
     StrictInput,
@@ -82,7 +84,15 @@ class PositivePointsField(PointsField):
     """Whole points above zero, at most MAX_POINTS (earned or redeemed)."""
 
 
-@extend_schema_field({"type": "integer", "format": "int64", "minimum": -MAX_POINTS, "maximum": MAX_POINTS})
+@extend_schema_field(
+    {
+        "type": "integer",
+        "format": "int64",
+        "minimum": -MAX_POINTS,
+        "maximum": MAX_POINTS,
+        "not": {"enum": [0]},
+    }
+)
 class SignedPointsField(PointsField):
     """Whole points other than zero, positive to add or negative to take away."""
 
@@ -300,6 +310,11 @@ class StampResultOutput(serializers.Serializer):
 
 
 class StampRuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    # qualifying SKUs or categories, and at least one stamp per card (the service: invalid_stamp_rule)
+    schema_any_of = [
+        {"required": ["skus"], "properties": {"skus": {"minItems": 1}}},
+        {"required": ["categories"], "properties": {"categories": {"minItems": 1}}},
+    ]
     skus = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=500)
     categories = serializers.ListField(
         child=serializers.CharField(max_length=64), required=False, max_length=100
@@ -344,6 +359,8 @@ class ItemInput(serializers.Serializer):
 
 
 class EarnInput(StrictInput):
+    # the service refuses both or neither (invalid_earn_request)
+    schema_one_of = [{"required": ["purchase_amount"]}, {"required": ["points"]}]
     purchase_amount = AmountStringField(required=False, allow_null=True)
     points = PositivePointsField(required=False, allow_null=True)
     currency = serializers.CharField(max_length=3, required=False, allow_blank=True)
@@ -365,15 +382,23 @@ class ReverseInput(StrictInput):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": 500, "pattern": r"\S"})
+class ReasonField(serializers.CharField):
+    """A reason kept on the ledger: some text besides blanks (a blank one is refused as `reason_required`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=500, allow_blank=True, **kwargs)
+
+
 class AdjustInput(StrictInput):
     points = SignedPointsField(help_text="Positive to add, negative to take away.")
-    reason = serializers.CharField(max_length=500, allow_blank=True)
+    reason = ReasonField()
 
 
 class TierOverrideInput(StrictInput):
     tier = serializers.ChoiceField(choices=TierCode.choices)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
-    reason = serializers.CharField(max_length=500, allow_blank=True)
+    reason = ReasonField()
 
 
 class StampsInput(StrictInput):
@@ -473,6 +498,7 @@ class EarnView(TenantAPIView):
     required_scopes = {"POST": WRITE}
 
     @extend_schema(
+        parameters=[IDEMPOTENCY_KEY],
         request=EarnInput,
         responses={201: LoyaltyResultOutput},
         description="Earn points for a purchase (purchase_amount) or explicit bonus points (points). "
@@ -503,6 +529,15 @@ class RedeemView(TenantAPIView):
     quote_only = False
 
     @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                IDEMPOTENCY_KEY_SCHEMA,
+                OpenApiParameter.HEADER,
+                required=True,
+                description="Not needed when the request only quotes (`dry_run: true`; or the /quote endpoint).",
+            )
+        ],
         request=RedeemInput,
         responses={201: LoyaltyResultOutput, 200: LoyaltyResultOutput},
         description="Redeem points for a discount. `dry_run: true` (or the /quote endpoint) only quotes.",
@@ -533,11 +568,20 @@ class QuoteView(RedeemView):
     required_scopes = {"POST": READ}
     quote_only = True
 
+    @extend_schema(
+        request=RedeemInput,
+        responses=LoyaltyResultOutput,
+        description="Quote a redemption: what the points would give, without redeeming (no Idempotency-Key).",
+    )
+    def post(self, request: Request, customer_id: str) -> Response:
+        return super().post(request, customer_id)
+
 
 class ReverseView(TenantAPIView):
     required_scopes = {"POST": WRITE}
 
     @extend_schema(
+        parameters=[IDEMPOTENCY_KEY],
         request=ReverseInput,
         responses={201: ReversalOutput},
         description="Return or refund a purchase by its reference: fully (no amount) or partly (amount). Earned "
@@ -566,6 +610,7 @@ class AdjustView(TenantAPIView):
     required_scopes = {"POST": ADMIN}
 
     @extend_schema(
+        parameters=[IDEMPOTENCY_KEY],
         request=AdjustInput,
         responses={201: LoyaltyResultOutput},
         description="A manual correction (scope loyalty:admin); the reason is required and kept on the ledger.",
@@ -621,7 +666,7 @@ class StampsView(TenantAPIView):
         cards = selectors.stamp_cards_for(customer_get(customer_id))
         return Response(StampCardOutput([card.__dict__ for card in cards], many=True).data)
 
-    @extend_schema(request=StampsInput, responses={201: StampResultOutput})
+    @extend_schema(parameters=[IDEMPOTENCY_KEY], request=StampsInput, responses={201: StampResultOutput})
     def post(self, request: Request, customer_id: str) -> Response:
         key = idempotency_key_from(request)
         customer = customer_get(customer_id)

@@ -64,3 +64,70 @@ def test_the_schema_states_the_amount_pattern_and_the_points_bounds(client) -> N
     assert schema["UsageInputRequest"]["properties"]["amount"]["pattern"] == AMOUNT_PATTERN
     assert schema["EarnInputRequest"]["properties"]["points"]["minimum"] == 1
     assert schema["AdjustInputRequest"]["properties"]["points"]["minimum"] < 0
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    from drf_spectacular.generators import SchemaGenerator
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def test_every_id_in_a_path_is_a_uuid(schema):
+    ids = [
+        parameter
+        for operations in schema["paths"].values()
+        for operation in operations.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "path"
+    ]
+    assert ids and all(p["schema"] == {"type": "string", "format": "uuid"} for p in ids), ids
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/customers/not-a-uuid/", "/api/v1/credit/lines/42/"])
+def test_an_id_that_is_not_a_uuid_is_not_found(api_a, path):
+    assert api_a.get(path).status_code == 404
+
+
+def test_every_strict_body_is_closed_and_an_item_is_open(schema):
+    components = schema["components"]["schemas"]
+    for name in ("EarnInputRequest", "CustomerInputRequest", "UsageInputRequest", "StampRuleRequest"):
+        assert components[name]["additionalProperties"] is False, name
+    assert "additionalProperties" not in components["ItemInputRequest"]  # a POS may add its own item fields
+
+
+@pytest.mark.django_db
+def test_a_field_the_body_does_not_know_is_refused(api_a, customer_a):
+    response = api_a.post(
+        f"/api/v1/customers/{customer_a.id}/loyalty/earn/",
+        {"points": 5, "bonus": 1},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k1",
+    )
+    assert (response.status_code, response.json()["details"]["fields"]["bonus"][0]["code"]) == (
+        400,
+        "unknown_field",
+    )
+
+
+def test_the_rules_across_fields_are_stated_for_creation_and_not_for_a_patch(schema):
+    components = schema["components"]["schemas"]
+    assert components["EarnInputRequest"]["oneOf"] == [
+        {"required": ["purchase_amount"]},
+        {"required": ["points"]},
+    ]
+    assert len(components["CustomerInputRequest"]["oneOf"]) == 2
+    assert "oneOf" not in components["PatchedCustomerInputRequest"]
+    assert len(components["StampRuleRequest"]["anyOf"]) == 2
+
+
+def test_the_writes_that_need_an_idempotency_key_say_so(schema):
+    def key(path: str) -> dict | None:
+        headers = [p for p in schema["paths"][path]["post"].get("parameters", []) if p["in"] == "header"]
+        return next((p for p in headers if p["name"] == "Idempotency-Key"), None)
+
+    for action in ("earn", "redeem", "reverse", "adjust", "stamps"):
+        found = key(f"/api/v1/customers/{{customer_id}}/loyalty/{action}/")
+        assert found and found["required"] is True, action
+    assert key("/api/v1/customers/{customer_id}/loyalty/redeem/quote/") is None
