@@ -200,6 +200,9 @@ updated AS (
         updated_at = %(now)s
     FROM diff d
     WHERE NOT d.is_new AND cs.customer_id = d.customer_id
+      -- The rows to change are found by key: without this the planner (which cannot know how few rows `diff`
+      -- holds) joins with a second full scan and hash of the tenant's segments, as `diff` already did.
+      AND cs.customer_id = ANY ((SELECT array_agg(k.customer_id) FROM diff k WHERE NOT k.is_new)::uuid[])
     RETURNING 1
 ),
 -- Event ids in the UUIDv7 layout (RFC 9562: the run's millisecond, then a counter in customer order, then
