@@ -137,3 +137,25 @@ def test_the_database_refuses_segment_rows_naming_another_tenants_customer(tenan
             _immediately(lambda write=write: write(ours))
         assert CustomerSegment.objects.get().customer_id == ours.id
         assert SegmentChange.objects.get().customer_id == ours.id
+
+
+def test_the_event_envelope_is_valid_json_whatever_the_segment_name(tenant_a):
+    from core.models import OutboxEvent
+    from segmentation.models import SegmentRule
+    from segmentation.services import segment_rules_changed, segmentation_settings_ensure
+
+    people = seed_hand_fixture(tenant_a)
+    odd = 'top "spenders" \\ ñ'  # not a slug: the database does not insist, the envelope must still be right
+    with tenant_context(tenant_a):
+        segmentation_settings_ensure()
+        SegmentRule.objects.create(tenant=tenant_a, priority=1, segment=odd, m_min=5)
+        segment_rules_changed()
+    _run_captured(tenant_a)
+    with tenant_context(tenant_a):
+        event = OutboxEvent.objects.get(
+            aggregate_id=str(people["A"].id), event_type="customer.segment.changed"
+        )
+    assert event.payload["data"]["new_segment"] == odd
+    assert event.payload["data"]["old_segment"] == "unclassified"
+    assert event.payload["event_id"] == str(event.event_id)
+    assert event.payload["tenant_id"] == tenant_a.slug
