@@ -215,7 +215,12 @@ class SegmentChange(TenantOwned):
         db_index=False,
         db_constraint=False,
     )
-    run = models.ForeignKey(SegmentRun, on_delete=models.CASCADE, related_name="changes", db_index=False)
+    # No key in the database to the run (migration 0005): the job inserts the run row and then its changes in the
+    # same transaction, from the id it just got, and runs are never deleted (read-only in the admin; a deletion
+    # through the ORM still cascades). The key cost one check per change at commit, a million at a first run.
+    run = models.ForeignKey(
+        SegmentRun, on_delete=models.CASCADE, related_name="changes", db_index=False, db_constraint=False
+    )
     as_of = models.DateField()
     rule_version = models.PositiveIntegerField()
     old_segment = models.SlugField(max_length=32, db_index=False)

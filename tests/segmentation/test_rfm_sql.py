@@ -159,3 +159,19 @@ def test_the_event_envelope_is_valid_json_whatever_the_segment_name(tenant_a):
     assert event.payload["data"]["old_segment"] == "unclassified"
     assert event.payload["event_id"] == str(event.event_id)
     assert event.payload["tenant_id"] == tenant_a.slug
+
+
+def test_deleting_a_run_through_the_orm_still_deletes_its_changes(tenant_a):
+    seed_hand_fixture(tenant_a)
+    _run_captured(tenant_a)
+    with tenant_context(tenant_a):
+        assert SegmentChange.objects.count() == 12
+        SegmentRun.objects.get().delete()
+        assert not SegmentChange.objects.exists()
+
+
+def test_the_current_segments_leave_room_on_each_page_for_hot_updates():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'segmentation_customersegment'")
+        [(options,)] = cursor.fetchall()
+    assert "fillfactor=90" in options
