@@ -352,13 +352,22 @@ def main() -> None:
         if first_cpu is not None and base_cpu:
             print(f"  ratio first run / bare SQL       {first_cpu / base_cpu:8.2f}x CPU")
         if args.json_out:
-            extra = {"rfm_first_run/bare_sql": first_ratio}
+            extra = {}
             if job_cpu is not None and base_cpu:
                 extra["rfm_nightly/bare_sql (CPU)"] = job_cpu / base_cpu
             if first_cpu is not None and base_cpu:
                 extra["rfm_first_run/bare_sql (CPU)"] = first_cpu / base_cpu
             Path(args.json_out).write_text(
-                json.dumps({"ratios": {"rfm_nightly/bare_sql": nightly_ratio}, "extra": extra}, indent=2)
+                json.dumps(
+                    {
+                        "ratios": {
+                            "rfm_nightly/bare_sql": nightly_ratio,
+                            "rfm_first_run/bare_sql": first_ratio,
+                        },
+                        "extra": extra,
+                    },
+                    indent=2,
+                )
             )
         print(f"  job peak memory (Python heap)    {max(peaks) / 1024:8,.0f} KiB")
         print(f"  process max RSS                  {rss / 1024:8,.1f} MiB")

@@ -47,6 +47,7 @@ RATIO_LINES = [
     ("use_credit_limit/bare_sql_credit_use", "grpc"),
     ("event_ingest/bare_consumer", "events"),
     ("rfm_nightly/bare_sql", "rfm"),
+    ("rfm_first_run/bare_sql", "rfm"),
 ]
 
 

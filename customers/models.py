@@ -60,6 +60,9 @@ class Customer(TenantOwned):
             models.UniqueConstraint(
                 fields=["tenant", "external_id"], name="customer_external_id_unique_per_tenant"
             ),
+            # The target of composite foreign keys `(tenant_id, customer_id)` (segmentation's tables): one check
+            # per row proves both that the customer exists and that the row belongs to the customer's tenant.
+            models.UniqueConstraint(fields=["tenant", "id"], name="customer_tenant_id_unique"),
             models.CheckConstraint(
                 condition=Q(email__isnull=True) | Q(email=Lower("email")),
                 name="customer_email_lowercase",

@@ -23,6 +23,7 @@ Nothing is loaded into Python: the caller receives a few dozen summary rows.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -200,6 +201,9 @@ updated AS (
         updated_at = %(now)s
     FROM diff d
     WHERE NOT d.is_new AND cs.customer_id = d.customer_id
+      -- The rows to change are found by key: without this the planner (which cannot know how few rows `diff`
+      -- holds) joins with a second full scan and hash of the tenant's segments, as `diff` already did.
+      AND cs.customer_id = ANY ((SELECT array_agg(k.customer_id) FROM diff k WHERE NOT k.is_new)::uuid[])
     RETURNING 1
 ),
 -- Event ids in the UUIDv7 layout (RFC 9562: the run's millisecond, then a counter in customer order, then
@@ -207,7 +211,7 @@ updated AS (
 changes AS MATERIALIZED (
     SELECT c.*,
            (%(event_id_prefix)s || to_hex(8 | ((c.n >> 28) & 3)) || lpad(to_hex(c.n & 268435455), 7, '0')
-            || substr(md5(random()::text), 1, 8))::uuid AS event_id
+            || lpad(to_hex((random() * 4294967295)::bigint), 8, '0'))::uuid AS event_id
     FROM (SELECT d.*, row_number() OVER () AS n FROM diff d WHERE d.old_segment IS DISTINCT FROM d.segment) c
 ),
 history AS (
@@ -226,26 +230,15 @@ events AS (
         (event_id, tenant_id, event_type, occurred_at, aggregate_id, payload, created_at, published_at, attempts,
          next_attempt_at, last_error)
     SELECT ch.event_id, %(tenant)s::text, %(event_type)s::text, %(now)s, ch.customer_id::text,
-           jsonb_build_object(
-               'event_id', ch.event_id::text,
-               'event_type', %(event_type)s::text,
-               'occurred_at', %(occurred_at)s::text,
-               'tenant_id', %(tenant)s::text,
-               'version', %(version)s::int,
-               'data', jsonb_build_object(
-                   'customer_id', ch.customer_id::text,
-                   'old_segment', ch.old_segment,
-                   'new_segment', ch.segment,
-                   'recency_score', ch.r,
-                   'frequency_score', ch.f,
-                   'monetary_score', ch.m,
-                   'is_vip', ch.is_vip,
-                   'churn_risk', ch.churn_risk,
-                   'as_of', %(as_of_text)s::text,
-                   'rule_version', %(rule_version)s::int,
-                   'run_id', %(run_id)s::bigint
-               )
-           ),
+           -- The envelope as JSON text, parsed once: about half the CPU of two nested jsonb_build_object calls
+           -- per event. The run's constant parts come from Python (json.dumps); the per-customer strings are
+           -- escaped with to_json, ids, scores and the flag need none.
+           (%(payload_head)s || ch.event_id::text || '", "data": {"customer_id": "' || ch.customer_id::text
+            || '", "old_segment": ' || to_json(ch.old_segment)::text
+            || ', "new_segment": ' || to_json(ch.segment)::text
+            || ', "recency_score": ' || ch.r || ', "frequency_score": ' || ch.f || ', "monetary_score": ' || ch.m
+            || ', "is_vip": ' || ch.is_vip || ', "churn_risk": ' || to_json(ch.churn_risk)::text
+            || %(payload_tail)s)::jsonb,
            %(now)s, NULL, 0, NULL, ''
     FROM changes ch
     RETURNING 1
@@ -328,11 +321,26 @@ def rfm_values(params: RfmParameters) -> dict[str, Any]:
         "unclassified": UNCLASSIFIED,
         "no_purchases": NO_PURCHASES,
         "now": params.now,
-        "occurred_at": occurred_at_text(params.now),
-        "as_of_text": params.as_of.isoformat(),
         "event_type": EVENT_TYPE,
-        "version": EVENT_VERSION,
+        **payload_parts(params),
     }
+
+
+def payload_parts(params: RfmParameters) -> dict[str, str]:
+    """The constant text around the per-customer values of the run's event envelopes (the statement adds the event
+    id, the customer id, the segments, scores, VIP flag and churn risk in between)."""
+    head = json.dumps(
+        {
+            "event_type": EVENT_TYPE,
+            "occurred_at": occurred_at_text(params.now),
+            "tenant_id": params.tenant_id,
+            "version": EVENT_VERSION,
+        }
+    )
+    tail = json.dumps(
+        {"as_of": params.as_of.isoformat(), "rule_version": params.rule_version, "run_id": params.run_id}
+    )
+    return {"payload_head": head[:-1] + ', "event_id": "', "payload_tail": ", " + tail[1:] + "}"}
 
 
 def rfm_execute(params: RfmParameters) -> RfmCounts:
