@@ -176,7 +176,8 @@ BUCKETS = [
     ("loyalty services (points_earn, points_redeem)", ("loyalty/services/",)),
     ("credit service (credit_use)", ("credit/services/",)),
     ("idempotency and savepoints (transaction.atomic)", ("django/db/transaction.py",)),
-    ("GetCustomer answer from the selectors of 3 apps", ("customer_message (customer360/rpc.py",)),
+    ("GetCustomer card (one statement)", ("customer_card (customer360/selectors.py",)),
+    ("core.writes (one statement per operation's writes)", ("core/writes.py",)),
     ("Prometheus metrics", ("prometheus_client/",)),
     ("close_old_connections", ("close_old_connections",)),
 ]
@@ -188,17 +189,19 @@ def summarize_profile(path: str, title: str) -> None:
     Sampled with `--gil`: only the thread holding the GIL is recorded, so the shares are of the Python work the
     single process can do (the bottleneck), not of time spent waiting for PostgreSQL or Redis. py-spy's raw
     format: one line per distinct stack, `frame;frame;... count`, a frame being `function (path/file.py:line)`;
-    only the worker threads (which serve the calls) are counted; gRPC's own polling thread is reported apart."""
+    only the worker threads (which serve the calls) are counted; the event loop and gRPC's own threads apart."""
     busy = 0
     other = 0
     buckets: collections.Counter[str] = collections.Counter()
     ours: collections.Counter[str] = collections.Counter()
-    own = ("core/", "customers/", "loyalty/", "credit/", "segmentation/")
+    own = ("core/", "customers/", "loyalty/", "credit/", "segmentation/", "customer360/")
     for line in Path(path).read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
-        if "_call_behavior (grpc/_server.py" not in stack:
+        # a method's stack: grpc.aio hands the call to a worker thread (`core.rpc_gate`), which runs
+        # `core.rpc`'s handler; everything else (the event loop, grpcio's own threads) is reported apart
+        if "(core/rpc.py" not in stack:
             other += int(count_text)
             continue
         count = int(count_text)

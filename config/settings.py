@@ -249,6 +249,9 @@ if (
 GRPC_SERVER_MODULE = "config.grpc_server"
 GRPC_PORT = env_int("GRPC_PORT", 50007)
 GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 8)
+# server processes sharing the port (SO_REUSEPORT); 0: one per CPU this process may run on (one process serves
+# about one core: the GIL). `worker_count` divides PostgreSQL's free connections among them.
+GRPC_PROCESSES = env_int("GRPC_PROCESSES", 0)
 # calls past the worker threads that wait for one; beyond them a call is refused with RESOURCE_EXHAUSTED at once
 GRPC_MAX_QUEUED = env_int("GRPC_MAX_QUEUED", 32)
 GRPC_GRACE_SECONDS = float(env("GRPC_GRACE_SECONDS", "8"))

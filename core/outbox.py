@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.models import OutboxEvent
+from core.writes import Statement, insert_statement
 
 EVENT_VERSION = 1
 
@@ -21,11 +22,11 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-@transaction.atomic(savepoint=False)  # one insert: a failure aborts the caller's transaction anyway
-def outbox_record(
+def outbox_event(
     *, tenant_id: str, event_type: str, data: dict[str, Any], aggregate_id: str = ""
 ) -> OutboxEvent:
-    """Record an event in the caller's transaction, in the contract's envelope."""
+    """The event in the contract's envelope, not saved yet: for a caller that inserts it together with its own
+    writes (`core.writes`), in its transaction."""
     event_id = uuid.uuid4()
     occurred_at = timezone.now()
     envelope = {
@@ -36,7 +37,7 @@ def outbox_record(
         "version": EVENT_VERSION,
         "data": _jsonable(data),
     }
-    return OutboxEvent.objects.create(
+    return OutboxEvent(
         event_id=event_id,
         tenant_id=tenant_id,
         event_type=event_type,
@@ -44,3 +45,22 @@ def outbox_record(
         aggregate_id=str(aggregate_id),
         payload=envelope,
     )
+
+
+def outbox_statement(event: OutboxEvent) -> Statement:
+    """The INSERT of an `outbox_event()` for `core.writes.write_together`; the relay is kicked after the commit,
+    as for `outbox_record` (the post_save signal does not fire for it)."""
+    from core.relay import relay_kick_after_commit
+
+    relay_kick_after_commit()
+    return insert_statement([event])
+
+
+@transaction.atomic(savepoint=False)  # one insert: a failure aborts the caller's transaction anyway
+def outbox_record(
+    *, tenant_id: str, event_type: str, data: dict[str, Any], aggregate_id: str = ""
+) -> OutboxEvent:
+    """Record an event in the caller's transaction, in the contract's envelope."""
+    event = outbox_event(tenant_id=tenant_id, event_type=event_type, data=data, aggregate_id=aggregate_id)
+    event.save(force_insert=True)
+    return event

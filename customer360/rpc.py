@@ -11,7 +11,7 @@ from core.models import Tenant
 from core.money import money_str
 from core.rpc import RpcCall, rpc_method, text_field, uuid_field
 from core.tenancy import tenant_context
-from credit.selectors import credit_summary
+from customer360.selectors import CustomerCard, customer_card
 from customers.cache import (
     customer_alias_get,
     customer_alias_set,
@@ -21,8 +21,6 @@ from customers.cache import (
 from customers.identifiers import lookup_document_forms, normalize_email, normalize_phone
 from customers.models import Customer, CustomerType
 from customers.selectors import customer_find, customer_get
-from loyalty.selectors import loyalty_summary
-from segmentation.selectors import segment_for_customer
 from zenlogic.customer.v1 import customer_service_pb2 as pb
 
 _TYPES = {CustomerType.INDIVIDUAL: pb.INDIVIDUAL, CustomerType.BUSINESS: pb.BUSINESS}
@@ -88,9 +86,11 @@ def customer_lookup(request: pb.GetCustomerRequest, tenant: Tenant) -> CustomerL
 
 
 def customer_message(customer: Customer) -> pb.Customer:
-    loyalty = loyalty_summary(customer)
-    credit = credit_summary(customer)
-    segment = segment_for_customer(customer)
+    return customer_card_message(customer_card(customer.pk))
+
+
+def customer_card_message(card: CustomerCard) -> pb.Customer:
+    customer = card.customer
     message = pb.Customer(
         customer_id=str(customer.id),
         type=_TYPES.get(CustomerType(customer.type), pb.CUSTOMER_TYPE_UNSPECIFIED),
@@ -101,12 +101,12 @@ def customer_message(customer: Customer) -> pb.Customer:
         document_number=customer.document_number or "",
         loyalty_card_number=customer.loyalty_card_number or "",
         loyalty=pb.LoyaltySummary(
-            points_balance=loyalty.points_balance,
-            tier=str(loyalty.tier),
-            points_to_next_tier=loyalty.points_to_next_tier,
-            pending_points=loyalty.pending,
+            points_balance=card.points_balance,
+            tier=str(card.tier),
+            points_to_next_tier=card.points_to_next_tier,
+            pending_points=card.pending_points,
         ),
-        segment=segment.segment,
+        segment=card.segment,
         first_name=customer.first_name,
         last_name=customer.last_name,
         legal_name=customer.legal_name,
@@ -114,14 +114,15 @@ def customer_message(customer: Customer) -> pb.Customer:
         status=customer.status,
         external_id=customer.external_id or "",
     )
-    if credit is not None:
+    line = card.credit_line
+    if line is not None:
         message.credit.CopyFrom(
             pb.CreditSummary(
-                status=str(credit.status),
-                credit_limit=money_str(credit.credit_limit),
-                available=money_str(credit.available),
-                currency=credit.currency,
-                payment_terms_days=credit.payment_terms_days,
+                status=str(line.status),
+                credit_limit=money_str(line.approved_limit),
+                available=money_str(line.available),
+                currency=line.currency,
+                payment_terms_days=line.payment_terms_days,
             )
         )
     return message
@@ -155,8 +156,7 @@ class CustomerRpc:
                         return message
                 # Note the generation before reading what the answer is built from, then read it afresh.
                 generation = cached.generation
-                customer = customer_get(customer.id)
-            message = customer_message(customer)
+            message = customer_card_message(customer_card(customer.id))
         aliases = {} if lookup.kind == "customer_id" else {lookup.kind: lookup.value}
         customer_snapshot_set(
             tenant_id, customer.id, message.SerializeToString(), generation=generation, aliases=aliases

@@ -193,6 +193,14 @@ class LoyaltyAccount(TenantOwned):
     )
     qualifying_points = models.BigIntegerField(default=0, help_text="Qualifying points in the window.")
     qualifying_as_of = models.DateTimeField(null=True, blank=True)
+    # The qualifying points are summed over the window only when the count may be out of date: an earn adds to
+    # it while the window starts no earlier than it did at the last sum and still before every row counted.
+    qualifying_counted_from = models.DateTimeField(
+        null=True, blank=True, help_text="Where the window started at the last sum; empty: sum again."
+    )
+    qualifying_oldest_at = models.DateTimeField(
+        null=True, blank=True, help_text="No row counted in the qualifying points is dated before this."
+    )
     tier = models.CharField(max_length=16, choices=TierCode.choices, default=TierCode.BRONZE)
     earned_tier = models.CharField(
         max_length=16,

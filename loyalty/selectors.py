@@ -68,19 +68,39 @@ def program_tiers(program: LoyaltyProgram) -> list[LoyaltyTier]:
 
 
 # --- Accounts -------------------------------------------------------------------------------------------------
-def qualifying_points_in_window(account: LoyaltyAccount, *, start: datetime, end: datetime) -> int:
-    """Qualifying points dated in (start, end]: earns, releases and returns; never redemptions.
+def qualifying_points_in_window(
+    account: LoyaltyAccount, *, start: datetime, end: datetime
+) -> tuple[int, datetime | None]:
+    """Qualifying points dated in (start, end] (earns, releases and returns; never redemptions; negative when
+    returns outweigh them) and the date of the oldest row counted (None: none).
 
-    Plain SQL (every earn runs it; the ORM would cost several times the statement), over the partial index
+    Plain SQL (the ORM would cost several times the statement), over the partial index
     `loyalty_txn_qualifying_idx`; row-level security keeps it to the current tenant."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT sum(qualifying_delta) FROM loyalty_loyaltytransaction WHERE account_id = %s "
+            "SELECT sum(qualifying_delta), min(effective_at) FROM loyalty_loyaltytransaction WHERE account_id = %s "
             "AND effective_at > %s AND effective_at <= %s AND NOT (qualifying_delta = 0)",
             [account.pk, start, end],
         )
         row = cursor.fetchone()
-    return max(int(row[0] or 0), 0) if row else 0
+    if not row:
+        return 0, None
+    return int(row[0] or 0), row[1]
+
+
+def qualifying_counted(account: LoyaltyAccount, program: LoyaltyProgram, *, now: datetime) -> bool:
+    """Whether the account's `qualifying_points` is still the window's sum at `now`, with no statement: the window
+    starts no earlier than at the last sum (so every row in it since was added to the count: a longer window in
+    a changed program, or a clock set back, fails this) and still before the oldest row counted (so none left)."""
+    counted_from, oldest, as_of = (
+        account.qualifying_counted_from,
+        account.qualifying_oldest_at,
+        account.qualifying_as_of,
+    )
+    if counted_from is None or oldest is None or as_of is None or as_of > now:
+        return False
+    start = add_months(now, -program.qualifying_window_months)
+    return counted_from <= start < oldest
 
 
 def spendable_points(account: LoyaltyAccount, *, now: datetime) -> int:
@@ -165,9 +185,13 @@ def loyalty_summary(customer: Customer) -> LoyaltySummary:
             currency=tenant.currency,
             has_account=False,
         )
-    qualifying = qualifying_points_in_window(
-        account, start=add_months(now, -program.qualifying_window_months), end=now
-    )
+    if qualifying_counted(account, program, now=now):
+        qualifying = account.qualifying_points
+    else:
+        counted, _ = qualifying_points_in_window(
+            account, start=add_months(now, -program.qualifying_window_months), end=now
+        )
+        qualifying = max(counted, 0)
     by_code = {t.code: t for t in tiers}
     current = by_code.get(account.tier, tiers[0])
     higher = [t for t in tiers if tier_rank(t.code) > tier_rank(current.code)]

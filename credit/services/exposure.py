@@ -16,6 +16,7 @@ from core.errors import DomainError
 from core.idempotency import idempotent
 from core.outbox import outbox_record
 from core.refusals import refusal_record
+from core.writes import Statement, insert_statement, update_statement, write_together
 from credit.errors import (
     CreditLimitExceeded,
     CreditLineNotActive,
@@ -77,6 +78,18 @@ def _insert(row: models.Model, *, conflict: DomainError) -> None:
     try:
         with transaction.atomic():
             row.save(force_insert=True)
+    except IntegrityError as exc:
+        if isinstance(exc.__cause__, UniqueViolation):
+            raise conflict from exc
+        raise
+
+
+def _write_together(writes: list[Statement], *, conflict: DomainError) -> None:
+    """Send `writes` as one statement (`core.writes`), with no savepoint: a unique constraint lost to another
+    transaction is `conflict`, which ends the transaction anyway (the door's, or the savepoint a nested caller's
+    idempotent run or atomic block holds); any other integrity error is a bug, raised."""
+    try:
+        write_together(writes)
     except IntegrityError as exc:
         if isinstance(exc.__cause__, UniqueViolation):
             raise conflict from exc
@@ -152,8 +165,11 @@ class _Movement:
     payment: CreditPayment | None = None
 
 
-def _move_exposure(line: CreditLine, movements: Iterable[_Movement], *, actor: str) -> None:
-    """Append ledger rows and move the cached exposure by their sum (the line must be locked)."""
+def _move_exposure(
+    line: CreditLine, movements: Iterable[_Movement], *, actor: str, writes: list[Statement] | None = None
+) -> None:
+    """Append ledger rows and move the cached exposure by their sum (the line must be locked). With `writes`,
+    the line's update and the rows are added to it (for `core.writes.write_together`) instead of sent now."""
     now = clock.now()
     exposure = line.exposure
     net = ZERO
@@ -182,8 +198,12 @@ def _move_exposure(line: CreditLine, movements: Iterable[_Movement], *, actor: s
     if net < 0:
         # Released exposure also shrinks what a limit decrease left above the limit: it never grows back.
         line.excess_allowance = max(ZERO, line.excess_allowance + net)
-    line.save(update_fields=["exposure", "excess_allowance", "updated_at"])
-    CreditLedgerEntry.objects.bulk_create(rows)
+    if writes is None:
+        line.save(update_fields=["exposure", "excess_allowance", "updated_at"])
+        CreditLedgerEntry.objects.bulk_create(rows)
+    else:
+        writes.append(update_statement(line, ["exposure", "excess_allowance", "updated_at"]))
+        writes.append(insert_statement(rows))
     _invalidate(line)
 
 

@@ -50,11 +50,16 @@ from credit.services.results import HoldResult
 from customers.models import Customer
 
 
-def _expire_holds(line: CreditLine, *, now: datetime, actor: str) -> int:
-    """Release the line's holds whose time is up (the line must be locked)."""
-    expired = list(
-        CreditHold.objects.filter(line=line, status=CreditHoldStatus.ACTIVE, expires_at__lte=now).order_by(
-            "pk"
+def _expire_holds(line: CreditLine, *, now: datetime, actor: str, due: list[CreditHold] | None = None) -> int:
+    """Release the line's holds whose time is up (the line must be locked); `due`: the caller already read them
+    (active, of this line, expired by `now`, in primary-key order)."""
+    expired = (
+        due
+        if due is not None
+        else list(
+            CreditHold.objects.filter(
+                line=line, status=CreditHoldStatus.ACTIVE, expires_at__lte=now
+            ).order_by("pk")
         )
     )
     for hold in expired:

@@ -8,13 +8,15 @@ from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 
 from core import clock
 from core.errors import IdempotencyKeyReused
 from core.models import Tenant
 from core.money import check_currency, parse_amount
-from core.outbox import outbox_record
+from core.outbox import outbox_event, outbox_statement
 from core.tenancy import tenant_cached, tenant_today
+from core.writes import Statement, insert_statement, update_statement
 from credit.errors import (
     CreditChargeNotCancellable,
     CreditChargeNotFound,
@@ -40,13 +42,13 @@ from credit.selectors import (
 from credit.services.exposure import (
     _check_fits,
     _check_usable,
-    _insert,
     _keyed,
     _lock_customer_line,
     _lock_line,
     _move_exposure,
     _Movement,
     _record_limit_exceeded,
+    _write_together,
 )
 from credit.services.holds import _expire_holds
 from credit.services.inputs import _clean_ref, _require_text
@@ -194,10 +196,16 @@ def _credit_use(
 
     _check_usable(line, customer)
     now = clock.now()
-    _expire_holds(line, now=now, actor=actor or "system:hold-expiry")
-    hold = CreditHold.objects.filter(
-        tenant_id=tenant.slug, order_id=order_id, status=CreditHoldStatus.ACTIVE
-    ).first()
+    # the line's expired holds and the order's active hold, in one read
+    holds = list(
+        CreditHold.objects.filter(status=CreditHoldStatus.ACTIVE)
+        .filter(Q(line=line, expires_at__lte=now) | Q(tenant_id=tenant.slug, order_id=order_id))
+        .order_by("pk")
+    )
+    expired = [h for h in holds if h.line_id == line.pk and h.expires_at is not None and h.expires_at <= now]
+    if expired:
+        _expire_holds(line, now=now, actor=actor or "system:hold-expiry", due=expired)
+    hold = next((h for h in holds if h.order_id == order_id and h not in expired), None)
     if hold is not None and hold.line_id != line.pk:
         raise IdempotencyKeyReused(
             "This order id is held for another customer.", field="order_id", order_id=order_id
@@ -209,6 +217,7 @@ def _credit_use(
     today = clock.today(tenant.time_zone)
     due_date = today + timedelta(days=line.payment_terms_days)
     available_after = max(ZERO, line.approved_limit - (line.exposure + increase))
+    writes: list[Statement] = []
     if existing is not None:
         charge = existing
         charge.line = line
@@ -239,23 +248,18 @@ def _credit_use(
             created_by=actor[:200],
             created_at=now,
         )
-        _insert(
-            charge,
-            conflict=IdempotencyKeyReused(
-                "This order id was charged concurrently elsewhere.", field="order_id", order_id=order_id
-            ),
-        )
+        writes.append(insert_statement([charge]))
     movements = []
     if hold is not None:
         hold.status = CreditHoldStatus.CONVERTED
         hold.ended_at = now
-        hold.save(update_fields=["status", "ended_at"])
+        writes.append(update_statement(hold, ["status", "ended_at"]))
         movements.append(
             _Movement(CreditLedgerKind.HOLD_CONVERTED, -hold.amount, order_id=order_id, hold=hold)
         )
     movements.append(_Movement(CreditLedgerKind.CHARGE, amount, order_id=order_id, charge=charge))
-    _move_exposure(line, movements, actor=actor)
-    outbox_record(
+    _move_exposure(line, movements, actor=actor, writes=writes)
+    event = outbox_event(
         tenant_id=tenant.slug,
         event_type="credit.used",
         data={
@@ -273,6 +277,14 @@ def _credit_use(
             "reopened": existing is not None,
         },
         aggregate_id=str(customer.pk),
+    )
+    writes.append(outbox_statement(event))
+    # the charge, the converted hold, the line, its ledger rows and the event in one statement
+    _write_together(
+        writes,
+        conflict=IdempotencyKeyReused(
+            "This order id was charged concurrently elsewhere.", field="order_id", order_id=order_id
+        ),
     )
     return _usage_result(charge, replayed=False)
 

@@ -15,6 +15,7 @@ from django.db.models import F
 from core import clock
 from core.idempotency import idempotent
 from core.models import IdempotencyRecord
+from core.writes import Statement, insert_statement, update_statement, write_together
 from customers.models import Customer
 from loyalty.calculations import (
     add_months,
@@ -106,51 +107,70 @@ _ACCOUNT_FIELDS = list(LoyaltyAccount._meta.concrete_fields)
 _ACCOUNT_COLUMNS = ", ".join(connection.ops.quote_name(f.column) for f in _ACCOUNT_FIELDS)
 
 
-# The column list comes from the model, never from input.
+# The column list comes from the model, never from input. The program's version comes in the same row (the
+# per-process program snapshot is checked against it, see `maturing._lock`).
 _LOCK_ACCOUNT_SQL = (
-    "SELECT " + _ACCOUNT_COLUMNS + " FROM loyalty_loyaltyaccount WHERE customer_id = %s FOR UPDATE"  # noqa: S608
+    "SELECT "  # noqa: S608
+    + ", ".join(f"a.{connection.ops.quote_name(f.column)}" for f in _ACCOUNT_FIELDS)
+    + ", p.id, p.updated_at FROM loyalty_loyaltyaccount a "
+    "LEFT JOIN loyalty_loyaltyprogram p ON p.tenant_id = a.tenant_id WHERE a.customer_id = %s FOR UPDATE OF a"
 )
 
 
-def _lock_account(customer: Customer) -> LoyaltyAccount | None:
-    """`select_for_update()` of the customer's account (None when it has none yet), in plain SQL: on the hot path
-    the ORM costs more than the statement. Row-level security keeps it to the current tenant."""
+def _lock_account(customer: Customer) -> tuple[LoyaltyAccount | None, tuple[Any, Any] | None]:
+    """`select_for_update()` of the customer's account (None when it has none yet) and the program's version
+    (id, updated_at; None without a program), in plain SQL: on the hot path the ORM costs more than the
+    statement. Row-level security keeps it to the current tenant."""
     with connection.cursor() as cursor:
         cursor.execute(_LOCK_ACCOUNT_SQL, [customer.pk])
         row = cursor.fetchone()
     if row is None:
-        return None
-    return LoyaltyAccount.from_db(connection.alias, [f.attname for f in _ACCOUNT_FIELDS], row)
+        return None, None
+    n = len(_ACCOUNT_FIELDS)
+    account = LoyaltyAccount.from_db(connection.alias, [f.attname for f in _ACCOUNT_FIELDS], row[:n])
+    return account, (None if row[n] is None else (row[n], row[n + 1]))
 
 
-def _save_account(ctx: _Ctx) -> None:
+_ACCOUNT_SAVED_FIELDS = (
+    "available",
+    "allow_negative",
+    "pending",
+    "lifetime_earned",
+    "redeemed",
+    "expired",
+    "adjusted",
+    "unrecovered",
+    "qualifying_points",
+    "qualifying_as_of",
+    "qualifying_counted_from",
+    "qualifying_oldest_at",
+    "tier",
+    "earned_tier",
+    "tier_override",
+    "tier_override_expires_at",
+    "tier_review_at",
+    "tier_changed_at",
+    "next_release_at",
+    "next_expiry_at",
+    "updated_at",
+)
+
+
+def _account_ready(ctx: _Ctx) -> LoyaltyAccount:
     account = ctx.account
     # In a program without negative balances the flag can only stay on for an account still negative from
     # before a policy change, so the database keeps refusing every new negative balance.
     account.allow_negative = ctx.program.allows_negative or (account.allow_negative and account.available < 0)
-    account.save(
-        update_fields=[
-            "available",
-            "allow_negative",
-            "pending",
-            "lifetime_earned",
-            "redeemed",
-            "expired",
-            "adjusted",
-            "unrecovered",
-            "qualifying_points",
-            "qualifying_as_of",
-            "tier",
-            "earned_tier",
-            "tier_override",
-            "tier_override_expires_at",
-            "tier_review_at",
-            "tier_changed_at",
-            "next_release_at",
-            "next_expiry_at",
-            "updated_at",
-        ]
-    )
+    return account
+
+
+def _save_account(ctx: _Ctx) -> None:
+    _account_ready(ctx).save(update_fields=list(_ACCOUNT_SAVED_FIELDS))
+
+
+def _account_statement(ctx: _Ctx) -> Statement:
+    """The UPDATE `_save_account` sends, to be sent with other writes (`_write_with_txn`)."""
+    return update_statement(_account_ready(ctx), _ACCOUNT_SAVED_FIELDS)
 
 
 def _earlier(bound: datetime | None, moment: datetime | None) -> datetime | None:
@@ -182,11 +202,24 @@ def _new_txn(ctx: _Ctx, type_: str, points: int, **fields: Any) -> LoyaltyTransa
     )
 
 
-def _save_txn(ctx: _Ctx, txn: LoyaltyTransaction) -> LoyaltyTransaction:
+def _txn_ready(ctx: _Ctx, txn: LoyaltyTransaction) -> LoyaltyTransaction:
     txn.balance_after = ctx.account.available
     txn.pending_after = ctx.account.pending
     txn.tier_after = ctx.account.tier
-    txn.save(force_insert=True)
+    return txn
+
+
+def _save_txn(ctx: _Ctx, txn: LoyaltyTransaction) -> LoyaltyTransaction:
+    _txn_ready(ctx, txn).save(force_insert=True)
+    return txn
+
+
+def _write_with_txn(ctx: _Ctx, txn: LoyaltyTransaction, writes: Sequence[Statement]) -> LoyaltyTransaction:
+    """Insert the ledger row (balances after as the account has them now) together with `writes` (rows that
+    point at it, the account update) in one statement."""
+    row = write_together([*writes, insert_statement([_txn_ready(ctx, txn)], returning=("seq",))])
+    assert row is not None
+    txn.seq = row[0]
     return txn
 
 
@@ -216,8 +249,18 @@ def _spendable_awards(ctx: _Ctx) -> list[PointsAward]:
     )
 
 
-def _draw(ctx: _Ctx, txn: LoyaltyTransaction, points: int, *, first: PointsAward | None = None) -> int:
-    """Take up to `points` from available awards, soonest-expiring first; returns how many were there."""
+def _draw(
+    ctx: _Ctx,
+    txn: LoyaltyTransaction,
+    points: int,
+    *,
+    first: PointsAward | None = None,
+    writes: list[Statement] | None = None,
+) -> int:
+    """Take up to `points` from available awards, soonest-expiring first; returns how many were there.
+
+    With `writes`, the award updates and the allocations are added to it (for `_write_with_txn`) instead of
+    being sent now."""
     awards = _spendable_awards(ctx)
     if first is not None and first.status == AwardStatus.AVAILABLE:
         awards = [a for a in awards if a.pk == first.pk] + [a for a in awards if a.pk != first.pk]
@@ -228,18 +271,25 @@ def _draw(ctx: _Ctx, txn: LoyaltyTransaction, points: int, *, first: PointsAward
             break
         n = min(award.remaining, points - taken)
         award.remaining -= n
-        award.save(update_fields=["remaining"])
+        if writes is None:
+            award.save(update_fields=["remaining"])
+        else:
+            writes.append(update_statement(award, ["remaining"]))
         allocations.append(AwardAllocation(tenant_id=award.tenant_id, transaction=txn, award=award, points=n))
         taken += n
-    AwardAllocation.objects.bulk_create(allocations)  # what `_allocate` records, in one statement
+    if writes is None:
+        AwardAllocation.objects.bulk_create(allocations)  # what `_allocate` records, in one statement
+    elif allocations:
+        writes.append(insert_statement(allocations))
     return taken
 
 
 def _new_award(
-    ctx: _Ctx, txn: LoyaltyTransaction, points: int, *, pending: bool, qualifying: int
+    ctx: _Ctx, txn: LoyaltyTransaction, points: int, *, pending: bool, qualifying: int, save: bool = True
 ) -> PointsAward:
-    """Create the award; the caller saves the account (whose next-due dates it moves)."""
-    award = PointsAward.objects.create(
+    """Create the award (with `save=False` the caller inserts it); the caller saves the account (whose next-due
+    dates it moves)."""
+    award = PointsAward(
         tenant_id=ctx.account.tenant_id,
         account=ctx.account,
         transaction=txn,
@@ -251,6 +301,8 @@ def _new_award(
         expires_at=txn.expires_at,
         created_at=ctx.now,
     )
+    if save:
+        award.save(force_insert=True)
     if pending:
         ctx.account.next_release_at = _earlier(ctx.account.next_release_at, award.release_at)
     _note_expiry(ctx, award)

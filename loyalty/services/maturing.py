@@ -8,10 +8,12 @@ from core import clock
 from core.models import IdempotencyRecord
 from customers.cache import customer_cache_invalidate
 from customers.models import Customer
+from loyalty.calculations import add_months
 from loyalty.models import (
     TIER_ORDER,
     AwardStatus,
     LoyaltyAccount,
+    LoyaltyProgram,
     PointsAward,
     TransactionType,
 )
@@ -39,9 +41,10 @@ def _lock(
 ) -> _Ctx:
     """Lock the customer's account (creating it the first time) and bring it up to date with the clock."""
     cached = program_snapshot_cached(customer.tenant_id)
-    account = _lock_account(customer)
+    account, version = _lock_account(customer)
     if account is None:
         program = cached.program if cached is not None else program_ensure(customer.tenant_id)
+        now = clock.now()
         LoyaltyAccount.objects.bulk_create(
             [
                 LoyaltyAccount(
@@ -50,15 +53,22 @@ def _lock(
                     allow_negative=program.allows_negative,
                     tier=TIER_ORDER[0],
                     earned_tier=TIER_ORDER[0],
+                    # no rows yet: the count (zero) holds from the start (a longer window later counts again)
+                    qualifying_as_of=now,
+                    qualifying_counted_from=add_months(now, -program.qualifying_window_months),
+                    qualifying_oldest_at=now,
                 )
             ],
             ignore_conflicts=True,
         )
         account = LoyaltyAccount.objects.select_for_update().get(customer_id=customer.pk)
-    # Check the program under the lock, in a statement of its own (a fresh snapshot): a change of its
-    # negative-balance policy either committed before (and is seen now) or waits for this lock (and then syncs
-    # this account); never a stale policy or stale tiers.
-    snapshot = _program_current(customer.tenant_id, cached)
+    if cached is not None and version == cached.version and _policy_agrees(cached.program, account):
+        snapshot = cached  # the version came with the lock: no statement
+    else:
+        # Check the program in a statement of its own (a fresh snapshot): a change of its negative-balance
+        # policy either committed before (and is seen now) or waits for this lock (and then syncs this
+        # account); never a stale policy or stale tiers.
+        snapshot = _program_current(customer.tenant_id, cached)
     ctx = _Ctx(
         customer=customer,
         program=snapshot.program,
@@ -73,6 +83,20 @@ def _lock(
     if mature:
         _mature(ctx)
     return ctx
+
+
+def _policy_agrees(program: LoyaltyProgram, account: LoyaltyAccount) -> bool:
+    """Whether the account's negative-balance flag is what the program's policy leaves on an account whose
+    balance is not negative (on when the program allows negative balances, off when not).
+
+    The version read with the lock comes from the statement's snapshot; when the lock had to wait for a policy
+    change (which rewrites every account's flag under its lock), the account row is the changed one but the
+    version may be the one before. A change of the policy always disagrees with the flag it left, so the copy
+    is used only when they agree, and a negative balance under a program that allows it (where the flag
+    cannot tell) always reads the program again."""
+    if program.allows_negative:
+        return account.allow_negative and account.available >= 0
+    return not account.allow_negative
 
 
 # --- Maturing: release pending, expire ------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from core import clock
 from core.errors import InvalidAmount
 from core.models import IdempotencyRecord
 from core.money import MAX_AMOUNT, check_currency, parse_amount
-from core.outbox import outbox_record
+from core.outbox import outbox_event, outbox_record, outbox_statement
 from core.tenancy import tenant_cached
+from core.writes import Statement, insert_statement
 from customers.models import Customer
 from loyalty.calculations import (
     discount_for,
@@ -46,6 +47,7 @@ from loyalty.services.inputs import (
     _normalize_items,
 )
 from loyalty.services.ledger import (
+    _account_statement,
     _allocate,
     _atomic,
     _award_expiry,
@@ -57,6 +59,7 @@ from loyalty.services.ledger import (
     _run_idempotent,
     _save_account,
     _save_txn,
+    _write_with_txn,
 )
 from loyalty.services.maturing import _lock, _mature
 from loyalty.services.results import LoyaltyResult
@@ -145,33 +148,47 @@ def points_earn(
         if txn.qualifying_delta:
             _refresh_qualifying(ctx, unsaved_delta=txn.qualifying_delta)
             _evaluate_tier(ctx, review=False)
-        _save_txn(ctx, txn)
-        if earned:
-            award = _new_award(ctx, txn, earned, pending=pending, qualifying=qualifying_points)
-            if repay:
-                _allocate(ctx, txn, award, repay)
-        _save_account(ctx)
-        rewards = _stamps_from_items(ctx, normalized_items, reference=reference) if normalized_items else 0
-        if earned:
-            outbox_record(
-                tenant_id=customer.tenant_id,
-                event_type="loyalty.points.earned",
-                data={
-                    "customer_id": str(customer.pk),
-                    "transaction_id": str(txn.pk),
-                    "points": earned,
-                    "pending": pending,
-                    "points_balance": ctx.account.available,
-                    "pending_balance": ctx.account.pending,
-                    "purchase_amount": amount,
-                    "currency": currency,
-                    "reference": reference,
-                    "source": source,
-                    "tier": ctx.account.tier,
-                    "expires_at": txn.expires_at,
-                },
-                aggregate_id=str(customer.pk),
+        event: dict[str, Any] = {
+            "tenant_id": customer.tenant_id,
+            "event_type": "loyalty.points.earned",
+            "data": {
+                "customer_id": str(customer.pk),
+                "transaction_id": str(txn.pk),
+                "points": earned,
+                "pending": pending,
+                "points_balance": ctx.account.available,
+                "pending_balance": ctx.account.pending,
+                "purchase_amount": amount,
+                "currency": currency,
+                "reference": reference,
+                "source": source,
+                "tier": ctx.account.tier,
+                "expires_at": txn.expires_at,
+            },
+            "aggregate_id": str(customer.pk),
+        }
+        if earned and not repay and not normalized_items:
+            # the ledger row, its award, the account and the event in one statement
+            award = _new_award(ctx, txn, earned, pending=pending, qualifying=qualifying_points, save=False)
+            writes = [
+                insert_statement([award]),
+                _account_statement(ctx),
+                outbox_statement(outbox_event(**event)),
+            ]
+            _write_with_txn(ctx, txn, writes)
+            rewards = 0
+        else:
+            _save_txn(ctx, txn)
+            if earned:
+                award = _new_award(ctx, txn, earned, pending=pending, qualifying=qualifying_points)
+                if repay:
+                    _allocate(ctx, txn, award, repay)  # pays back the negative balance first
+            _save_account(ctx)
+            rewards = (
+                _stamps_from_items(ctx, normalized_items, reference=reference) if normalized_items else 0
             )
+            if earned:
+                outbox_record(**event)
         _finish(ctx)
         return _result(ctx, txn, points=earned, discount=Decimal("0.00"), stamp_rewards_issued=rewards)
 
@@ -258,12 +275,11 @@ def points_redeem(
         )
         ctx.account.available -= points
         ctx.account.redeemed += points
-        _save_txn(ctx, txn)
-        drawn = _draw(ctx, txn, points)
+        writes: list[Statement] = []
+        drawn = _draw(ctx, txn, points, writes=writes)
         if drawn != points:  # pragma: no cover - the awards always hold the available balance
             raise RuntimeError(f"Awards held {drawn} points, the account {points + ctx.account.available}")
-        _save_account(ctx)
-        outbox_record(
+        event = outbox_event(
             tenant_id=customer.tenant_id,
             event_type="loyalty.points.redeemed",
             data={
@@ -278,6 +294,8 @@ def points_redeem(
             },
             aggregate_id=str(customer.pk),
         )
+        # the ledger row, the awards drawn on, the allocations, the account and the event in one statement
+        _write_with_txn(ctx, txn, [*writes, _account_statement(ctx), outbox_statement(event)])
         _finish(ctx)
         return _result(ctx, txn, points=points, discount=discount)
 

@@ -225,3 +225,12 @@ def _program_current(tenant_id: str, cached: _ProgramSnapshot | None) -> _Progra
             _program_snapshots.clear()
         _program_snapshots[tenant_id] = snapshot
     return snapshot
+
+
+def program_snapshot_at(tenant_id: str, version: tuple[Any, Any]) -> _ProgramSnapshot:
+    """The program and tiers at `version` (program id, updated_at), read by the caller in its own statement (a
+    reader that joined the program row): the process's copy when it has that version, else read again."""
+    cached = _program_snapshots.get(tenant_id)
+    if cached is not None and cached.version == tuple(version):
+        return cached
+    return _program_current(tenant_id, cached)

@@ -21,6 +21,7 @@ from loyalty.models import (
     tier_rank,
 )
 from loyalty.selectors import (
+    qualifying_counted,
     qualifying_points_in_window,
 )
 from loyalty.services.ledger import _Ctx
@@ -33,11 +34,26 @@ def _window_start(ctx: _Ctx) -> datetime:
 
 
 def _refresh_qualifying(ctx: _Ctx, *, unsaved_delta: int = 0) -> None:
-    """Recount the qualifying points in the rolling window (plus a transaction not yet saved)."""
-    ctx.account.qualifying_points = (
-        qualifying_points_in_window(ctx.account, start=_window_start(ctx), end=ctx.now) + unsaved_delta
-    )
-    ctx.account.qualifying_as_of = ctx.now
+    """Bring the qualifying points in the rolling window up to now (plus a transaction dated now, not saved yet).
+
+    An earn adds its points to the count while the count still holds (`qualifying_counted`): the window then
+    still starts before every row counted, so nothing has left it. Otherwise (and for every other change, which
+    may date its rows in the past) the window is summed again, and its oldest row noted."""
+    account = ctx.account
+    if unsaved_delta and qualifying_counted(account, ctx.program, now=ctx.now):
+        account.qualifying_points += unsaved_delta
+        account.qualifying_as_of = ctx.now
+        return
+    start = _window_start(ctx)
+    counted, oldest = qualifying_points_in_window(account, start=start, end=ctx.now)
+    account.qualifying_points = max(counted, 0) + unsaved_delta
+    account.qualifying_as_of = ctx.now
+    account.qualifying_counted_from = start
+    if counted < 0:
+        account.qualifying_oldest_at = None  # the count was clamped at zero: adding to it would be wrong
+    else:
+        # with nothing counted, nothing can leave the window before a row dated now (the unsaved one) would
+        account.qualifying_oldest_at = oldest if oldest is not None else ctx.now
 
 
 def _evaluate_tier(

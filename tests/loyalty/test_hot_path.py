@@ -4,6 +4,7 @@ what makes it cheap (the process's copy of the program, the account's next-due d
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -114,3 +115,106 @@ def test_a_tenant_currency_change_is_seen_by_the_next_earn_in_the_same_process(t
     with pytest.raises(InvalidCurrency):
         earn(customer_a, "100.00", currency="CLP")
     assert earn(customer_a, "100.00", currency="USD").points == 100
+
+
+def _window_sum(customer: Any, *, start: datetime, end: datetime) -> int:
+    from loyalty.models import LoyaltyTransaction
+
+    rows = LoyaltyTransaction.objects.filter(
+        customer_id=customer.pk, effective_at__gt=start, effective_at__lte=end
+    ).values_list("qualifying_delta", flat=True)
+    return max(sum(rows), 0)
+
+
+def test_an_earn_adds_to_the_qualifying_count_without_summing_the_window(customer_a, earn, account_of):
+    earn(customer_a, "100.00")  # the first earn sums the (empty) window and notes where it started
+    with CaptureQueriesContext(connection) as earned:
+        earn(customer_a, "300.00")
+    assert not [q for q in earned.captured_queries if "sum(qualifying_delta)" in q["sql"]]
+    assert account_of(customer_a).qualifying_points == 400
+
+
+def test_the_qualifying_count_drops_what_left_the_window_and_the_card_agrees(
+    tenant_a, customer_a, earn, frozen_clock, account_of, in_tenant, summary
+):
+    from customer360.selectors import customer_card
+    from loyalty.calculations import add_months
+
+    earn(customer_a, "800.00")  # January 15th 2025
+    frozen_clock(days=200)
+    earn(customer_a, "100.00")  # August: still counted with the first
+    assert account_of(customer_a).qualifying_points == 900
+    now = frozen_clock(days=200)  # February 2026: the first earn left the twelve-month window
+    with in_tenant(tenant_a):
+        card = customer_card(customer_a.pk)
+        expected = _window_sum(customer_a, start=add_months(now, -12), end=now)
+    assert expected == 100
+    assert card.points_to_next_tier == summary(customer_a).points_to_next_tier == 1000 - 100
+    with CaptureQueriesContext(connection) as earned:
+        earn(customer_a, "50.00")
+    assert [q for q in earned.captured_queries if "sum(qualifying_delta)" in q["sql"]], (
+        "the count was out of date"
+    )
+    assert account_of(customer_a).qualifying_points == 150
+
+
+def test_a_longer_window_in_a_changed_program_counts_again(
+    tenant_a, customer_a, earn, frozen_clock, program_for, account_of
+):
+    earn(customer_a, "800.00")
+    frozen_clock(days=400)  # the first earn left the twelve-month window
+    earn(customer_a, "100.00")
+    assert account_of(customer_a).qualifying_points == 100
+    program_for(tenant_a, qualifying_window_months=24)  # now it is in the window again
+    earn(customer_a, "10.00")
+    assert account_of(customer_a).qualifying_points == 910
+
+
+def test_the_card_shows_what_the_apps_selectors_show(
+    tenant_a, customer_a, earn, redeem, in_tenant, summary, program_for
+):
+    from credit.selectors import credit_summary
+    from customer360.selectors import customer_card
+    from segmentation.selectors import segment_for_customer
+    from tests.credit.factories import credit_line_approved
+    from tests.factories import BusinessCustomerFactory
+
+    with in_tenant(tenant_a):
+        assert customer_card(customer_a.pk).points_to_next_tier == summary(customer_a).points_to_next_tier
+    earn(customer_a, "1200.00")
+    redeem(customer_a, 200)
+    program_for(tenant_a, tiers=[{"code": "gold", "threshold": 2000}])
+    business = BusinessCustomerFactory(tenant=tenant_a)
+    credit_line_approved(business)
+    for customer in (customer_a, business):
+        with in_tenant(tenant_a):
+            card = customer_card(customer.pk)
+            loyalty = summary(customer)
+            credit = credit_summary(customer)
+            segment = segment_for_customer(customer)
+        assert (card.points_balance, card.pending_points, card.tier, card.points_to_next_tier) == (
+            loyalty.points_balance,
+            loyalty.pending,
+            loyalty.tier,
+            loyalty.points_to_next_tier,
+        )
+        assert card.segment == segment.segment
+        line = card.credit_line
+        if credit is None:
+            assert line is None
+        else:
+            assert line is not None
+            assert (
+                line.status,
+                line.approved_limit,
+                line.available,
+                line.currency,
+                line.payment_terms_days,
+            ) == (
+                credit.status,
+                credit.credit_limit,
+                credit.available,
+                credit.currency,
+                credit.payment_terms_days,
+            )
+    assert card.customer.pk == business.pk

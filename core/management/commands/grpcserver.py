@@ -1,10 +1,11 @@
 """Run the gRPC server (CustomerService, health, reflection) until SIGTERM or Ctrl-C.
 
-    python manage.py grpcserver [--port 50007] [--max-workers 8] [--grace 10] [--processes 1]
+    python manage.py grpcserver [--port 50007] [--max-workers 8] [--grace 10] [--processes N]
 
 On SIGTERM/SIGINT the server stops accepting calls, lets in-flight calls finish within the grace period and exits
-0. With `--processes N` this process starts N servers as child processes sharing the port (SO_REUSEPORT) and
-forwards the stop signal to them. Prometheus metrics of each server process are served over HTTP on
+0. With `--processes N` (default: settings.GRPC_PROCESSES, or one per CPU when that is 0) this process starts N
+servers as child processes sharing the port (SO_REUSEPORT) and forwards the stop signal to them; on a random port
+(`--port 0`) the default is one process, as the processes could not share it. Prometheus metrics of each server process are served over HTTP on
 `GRPC_METRICS_PORT` (default 9107; the i-th child of `--processes` uses 9107 + i; 0 disables them).
 """
 
@@ -37,6 +38,17 @@ def metrics_port_from_env() -> int:
     return int(settings.GRPC_METRICS_PORT)
 
 
+def default_processes() -> int:
+    """settings.GRPC_PROCESSES, or (0) one per CPU this process may run on."""
+    configured = int(settings.GRPC_PROCESSES)
+    if configured > 0:
+        return configured
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(os.cpu_count() or 1, 1)
+
+
 class Command(BaseCommand):
     help = "Run the gRPC server (zenlogic.customer.v1.CustomerService + health + reflection)."
 
@@ -57,7 +69,10 @@ class Command(BaseCommand):
             help="Seconds in-flight calls get to finish on SIGTERM (default: settings.GRPC_GRACE_SECONDS).",
         )
         parser.add_argument(
-            "--processes", type=int, default=1, help="Server processes sharing the port (default 1)."
+            "--processes",
+            type=int,
+            default=None,
+            help="Server processes sharing the port (default: settings.GRPC_PROCESSES, or one per CPU when 0).",
         )
         parser.add_argument(
             "--metrics-port",
@@ -76,6 +91,9 @@ class Command(BaseCommand):
         if metrics_port is None:
             metrics_port = metrics_port_from_env()
         processes = options["processes"]
+        if processes is None:
+            processes = default_processes() if port != 0 else 1
+            options["processes"] = processes
         if processes < 1 or workers < 1 or grace < 0:
             raise CommandError("--processes and --max-workers must be at least 1, --grace at least 0.")
         if processes > 1:
@@ -158,6 +176,8 @@ class Command(BaseCommand):
                 str(metrics_port + index if metrics_port else 0),
                 "--connection-share",
                 str(options["processes"]),
+                "--processes",
+                "1",
             ]
             if options["max_workers"]:
                 argv += ["--max-workers", str(options["max_workers"])]
