@@ -26,8 +26,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as aio_health
 
 from core.rpc import is_rpc_method, request_deserializer
-from core.rpc_reflection import enable_server_reflection
 from core.rpc_gate import CallGate
+from core.rpc_reflection import enable_server_reflection
 from credit.rpc import CreditRpc
 from customer360.rpc import CustomerRpc
 from loyalty.rpc import LoyaltyRpc
