@@ -92,7 +92,9 @@ class CustomerFilter(django_filters.FilterSet):
         max_length=32,
         label="The segment of the latest run (e.g. champions); `unclassified`: not yet reached by a run",
     )
-    vip = django_filters.BooleanFilter(method="filter_vip", label="VIP in the latest run")
+    vip = django_filters.ChoiceFilter(
+        method="filter_vip", choices=[("true", "true"), ("false", "false")], label="VIP in the latest run"
+    )
     churn_risk = django_filters.ChoiceFilter(
         field_name="segment__churn_risk", choices=CHURN_RISKS, label="Churn risk of the latest run"
     )
@@ -108,8 +110,8 @@ class CustomerFilter(django_filters.FilterSet):
     def filter_segment(self, queryset: QuerySet[Customer], name: str, value: str) -> QuerySet[Customer]:
         return selectors.customer_filter_segment(queryset, value.strip())
 
-    def filter_vip(self, queryset: QuerySet[Customer], name: str, value: bool | None) -> QuerySet[Customer]:
-        return queryset if value is None else selectors.customer_filter_vip(queryset, value)
+    def filter_vip(self, queryset: QuerySet[Customer], name: str, value: str) -> QuerySet[Customer]:
+        return selectors.customer_filter_vip(queryset, value == "true")
 
 
 class CustomerListView(TenantAPIView, GenericAPIView):
