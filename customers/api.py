@@ -17,6 +17,7 @@ from core.api import DefaultCursorPagination, StrictFieldsMixin, TenantAPIView, 
 from core.filters import IsoDateTimeFilter, StrictDjangoFilterBackend, refuse_unknown_query_params
 from core.tenancy import current_tenant, tenant_cached
 from customers import selectors, services
+from customers.identifiers import EXTERNAL_ID_PATTERN
 from customers.models import (
     Address,
     AddressKind,
@@ -245,7 +246,7 @@ class CustomerUpsertInput(CustomerInput):
 
 EXTERNAL_ID_PARAM = OpenApiParameter(
     "external_id",
-    {"type": "string", "minLength": 1, "maxLength": services.EXTERNAL_ID_MAX_LENGTH, "pattern": r"^[^/\s]+$"},
+    {"type": "string", "pattern": EXTERNAL_ID_PATTERN},
     OpenApiParameter.PATH,
     description="The customer's id in the business's CRM.",
 )
@@ -254,7 +255,11 @@ EXTERNAL_ID_PARAM = OpenApiParameter(
 class CustomerByExternalIdView(TenantAPIView):
     required_scopes = {"GET": READ, "PUT": WRITE}
 
-    @extend_schema(parameters=[EXTERNAL_ID_PARAM], responses=CustomerOutput)
+    @extend_schema(
+        parameters=[EXTERNAL_ID_PARAM],
+        responses=CustomerOutput,
+        description="The customer with this id in the business's CRM.",
+    )
     def get(self, request: Request, external_id: str) -> Response:
         refuse_unknown_query_params(request.query_params, [])
         customer = selectors.customer_find(tenant=tenant_cached(self.tenant_slug), external_id=external_id)

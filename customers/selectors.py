@@ -15,7 +15,12 @@ from django.db.models.functions import Reverse
 from core.errors import InvalidCursor
 from core.models import Tenant
 from customers.errors import CustomerNotFound, InvalidCustomer
-from customers.identifiers import lookup_document_forms, normalize_email, normalize_phone
+from customers.identifiers import (
+    lookup_document_forms,
+    normalize_email,
+    normalize_external_id,
+    normalize_phone,
+)
 from customers.models import Customer, CustomerStatus, CustomerSyncChange, CustomerType
 
 
@@ -115,7 +120,7 @@ def customer_find(
     if document:
         return _one(qs.filter(document_number__in=lookup_document_forms(document)), document=document)
     if external_id:
-        return _one(qs.filter(external_id=str(external_id).strip()), external_id=external_id)
+        return _one(qs.filter(external_id=normalize_external_id(external_id)), external_id=external_id)
     return _one(qs.filter(loyalty_card_number=str(card).strip()), card=card)
 
 

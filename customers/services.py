@@ -20,7 +20,12 @@ from customers.errors import (
     FavouriteOrderNotFound,
     InvalidCustomer,
 )
-from customers.identifiers import normalize_document, normalize_email, normalize_phone
+from customers.identifiers import (
+    normalize_document,
+    normalize_email,
+    normalize_external_id,
+    normalize_phone,
+)
 from customers.models import (
     Address,
     ChannelConsent,
@@ -253,9 +258,6 @@ class CustomerUpsert:
     created: bool
 
 
-EXTERNAL_ID_MAX_LENGTH = 64
-
-
 @transaction.atomic
 def customer_upsert_by_external_id(
     *, tenant: Tenant, external_id: str, data: dict[str, Any], actor: str
@@ -264,11 +266,7 @@ def customer_upsert_by_external_id(
     one that has it (fields left out keep their values). An identical second call changes nothing and writes no
     audit row, event or feed entry. Of two concurrent first calls one creates and the other updates. Another
     customer holding the email, phone or document is `duplicate_customer` naming the field and that customer."""
-    key = (external_id or "").strip()
-    if not key or len(key) > EXTERNAL_ID_MAX_LENGTH:
-        raise InvalidCustomer(
-            f"external_id must have 1 to {EXTERNAL_ID_MAX_LENGTH} characters.", field="external_id"
-        )
+    key = normalize_external_id(external_id)
     if "external_id" in data:
         raise InvalidCustomer("The path names the external_id; the body may not.", field="external_id")
     existing = Customer.objects.select_for_update().filter(external_id=key).first()

@@ -166,7 +166,8 @@ def test_a_conflict_with_another_customer_is_409_naming_the_field_and_that_custo
         ("crm-1", {"external_id": "other", "first_name": "A"}, "unknown_field"),
         ("crm-1", {"first_name": "A", "emial": "a@example.com"}, "unknown_field"),
         ("crm-1", {"type": "individual"}, "invalid_customer"),
-        ("x" * 65, {"type": "individual", "first_name": "A"}, "invalid_customer"),
+        ("x" * 65, {"type": "individual", "first_name": "A"}, "invalid_external_id"),
+        ("a%00b", {"type": "individual", "first_name": "A"}, "invalid_external_id"),
         ("crm-1", {"type": "individual", "first_name": "A", "phone": "123"}, "invalid_phone"),
     ],
 )
