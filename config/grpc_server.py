@@ -24,10 +24,10 @@ import grpc
 from django.db import connection
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as aio_health
-from grpc_reflection.v1alpha import reflection
 
 from core.rpc import is_rpc_method, request_deserializer
 from core.rpc_gate import CallGate
+from core.rpc_reflection import enable_server_reflection
 from credit.rpc import CreditRpc
 from customer360.rpc import CustomerRpc
 from loyalty.rpc import LoyaltyRpc
@@ -155,13 +155,8 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        reflection.enable_server_reflection(
-            (
-                SERVICE_NAME,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            self.server,
+        enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), self.server
         )
         bound = self.server.add_insecure_port(f"{bind}:{port}")
         if bound == 0:

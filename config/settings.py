@@ -292,6 +292,7 @@ SPECTACULAR_SETTINGS = {
         "TierEnum": "loyalty.models.TierCode",
         "CustomerTypeEnum": "customers.models.CustomerType",
         "CustomerStatusEnum": "customers.models.CustomerStatus",
+        "CustomerWritableStatusEnum": [("active", "active"), ("blocked", "blocked")],
         "CreditLineStatusEnum": "credit.models.CreditLineStatus",
         "CreditHoldStatusEnum": "credit.models.CreditHoldStatus",
         "CreditChargeStatusEnum": "credit.models.CreditChargeStatus",

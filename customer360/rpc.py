@@ -32,6 +32,7 @@ _LOOKUP_MAX_LENGTH = {
     "email": 254,
     "document_number": 32,
     "loyalty_card_number": 64,
+    "external_id": 64,
 }
 
 
@@ -56,6 +57,8 @@ class CustomerLookup:
             return customer_find(tenant=tenant, email=self.value)
         if self.kind == "document_number":
             return customer_find(tenant=tenant, document=self.value)
+        if self.kind == "external_id":
+            return customer_find(tenant=tenant, external_id=self.value)
         return customer_find(tenant=tenant, card=self.value)
 
 
@@ -69,7 +72,7 @@ def customer_lookup(request: pb.GetCustomerRequest, tenant: Tenant) -> CustomerL
     kind = request.WhichOneof("lookup")
     if kind is None:
         raise InvalidInput(
-            "Give one of customer_id, phone, email, document_number or loyalty_card_number.",
+            "Give one of customer_id, phone, email, document_number, loyalty_card_number or external_id.",
             code="invalid_lookup",
         )
     raw = text_field(getattr(request, kind), field=kind, max_length=_LOOKUP_MAX_LENGTH[kind], required=True)

@@ -14,9 +14,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import DefaultCursorPagination, StrictFieldsMixin, TenantAPIView, actor_of
-from core.filters import IsoDateTimeFilter
+from core.filters import IsoDateTimeFilter, StrictDjangoFilterBackend, refuse_unknown_query_params
 from core.tenancy import current_tenant, tenant_cached
 from customers import selectors, services
+from customers.identifiers import EXTERNAL_ID_PATTERN
 from customers.models import (
     Address,
     AddressKind,
@@ -85,6 +86,9 @@ class CustomerInput(StrictFieldsMixin, serializers.Serializer):
     notes = serializers.CharField(max_length=5000, required=False, allow_blank=True)
 
 
+CHURN_RISKS = [("low", "Low"), ("medium", "Medium"), ("high", "High")]
+
+
 class CustomerFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Free text over name, email, phone and document")
     type = django_filters.ChoiceFilter(choices=CustomerType.choices)
@@ -95,6 +99,17 @@ class CustomerFilter(django_filters.FilterSet):
     route = django_filters.CharFilter()
     created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    segment = django_filters.CharFilter(
+        method="filter_segment",
+        max_length=32,
+        label="The segment of the latest run (e.g. champions); `unclassified`: not yet reached by a run",
+    )
+    vip = django_filters.ChoiceFilter(
+        method="filter_vip", choices=[("true", "true"), ("false", "false")], label="VIP in the latest run"
+    )
+    churn_risk = django_filters.ChoiceFilter(
+        field_name="segment__churn_risk", choices=CHURN_RISKS, label="Churn risk of the latest run"
+    )
 
     class Meta:
         model = Customer
@@ -104,12 +119,18 @@ class CustomerFilter(django_filters.FilterSet):
         tenant = current_tenant()
         return selectors.customer_search(queryset, value, region=tenant.phone_region)
 
+    def filter_segment(self, queryset: QuerySet[Customer], name: str, value: str) -> QuerySet[Customer]:
+        return selectors.customer_filter_segment(queryset, value.strip())
+
+    def filter_vip(self, queryset: QuerySet[Customer], name: str, value: str) -> QuerySet[Customer]:
+        return selectors.customer_filter_vip(queryset, value == "true")
+
 
 class CustomerListView(TenantAPIView, GenericAPIView):
     required_scopes = {"GET": READ, "POST": WRITE}
     serializer_class = CustomerOutput
     pagination_class = DefaultCursorPagination
-    filter_backends = [django_filters.rest_framework.DjangoFilterBackend, OrderingFilter]
+    filter_backends = [StrictDjangoFilterBackend, OrderingFilter]
     filterset_class = CustomerFilter
     ordering_fields = ["created_at", "updated_at", "last_name", "legal_name", "email"]
     ordering = ["-created_at"]
@@ -166,20 +187,174 @@ class CustomerLookupView(TenantAPIView):
             OpenApiParameter("email", str),
             OpenApiParameter("document", str),
             OpenApiParameter("card", str),
+            OpenApiParameter("external_id", str, description="The customer's id in the business's CRM."),
         ],
         responses=CustomerOutput,
         description="Point-of-sale lookup by exactly one identifier.",
     )
     def get(self, request: Request) -> Response:
         params = request.query_params
+        refuse_unknown_query_params(params, LOOKUP_PARAMS)
         customer = selectors.customer_find(
             tenant=tenant_cached(self.tenant_slug),
             phone=params.get("phone"),
             email=params.get("email"),
             document=params.get("document"),
             card=params.get("card"),
+            external_id=params.get("external_id"),
         )
         return Response(CustomerOutput(customer).data)
+
+
+LOOKUP_PARAMS = ("phone", "email", "document", "card", "external_id")
+
+
+class PhoneCandidateOutput(serializers.Serializer):
+    id = serializers.UUIDField(source="customer_id")
+    display_name = serializers.CharField(
+        help_text="A person's first name and last initial; a business's name."
+    )
+    phone = serializers.CharField(help_text="Masked: the country code and the last four digits.")
+
+
+class PhoneCandidatesOutput(serializers.Serializer):
+    candidates = PhoneCandidateOutput(many=True)
+    more = serializers.BooleanField(help_text="More customers match: ask for more digits.")
+
+
+class PhoneCandidatesView(TenantAPIView):
+    required_scopes = {"GET": READ}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "digits",
+                {"type": "string", "pattern": r"^[0-9]{4,15}$"},
+                required=True,
+                description="The last digits of the phone (4 to 15).",
+            )
+        ],
+        responses=PhoneCandidatesOutput,
+        description=(
+            "The cashier's lookup by the last digits of a phone: at most "
+            f"{selectors.PHONE_SUFFIX_MAX_CANDIDATES} masked candidates to confirm with the person "
+            "(`more` when others match too)."
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        refuse_unknown_query_params(request.query_params, ["digits"])
+        found = selectors.customer_phone_candidates(digits=request.query_params.get("digits", ""))
+        return Response(PhoneCandidatesOutput(found).data)
+
+
+# --- CRM sync: the upsert keyed by the CRM's id, and the change feed ------------------------------------------
+class CustomerUpsertInput(CustomerInput):
+    """The CRM's representation of a customer; the path names its external_id. Fields left out keep their values."""
+
+    type = serializers.ChoiceField(choices=CustomerType.choices, required=False)
+    external_id = None  # type: ignore[assignment]
+
+
+EXTERNAL_ID_PARAM = OpenApiParameter(
+    "external_id",
+    {"type": "string", "pattern": EXTERNAL_ID_PATTERN},
+    OpenApiParameter.PATH,
+    description="The customer's id in the business's CRM.",
+)
+
+
+class CustomerByExternalIdView(TenantAPIView):
+    required_scopes = {"GET": READ, "PUT": WRITE}
+
+    @extend_schema(
+        parameters=[EXTERNAL_ID_PARAM],
+        responses=CustomerOutput,
+        description="The customer with this id in the business's CRM.",
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        refuse_unknown_query_params(request.query_params, [])
+        customer = selectors.customer_find(tenant=tenant_cached(self.tenant_slug), external_id=external_id)
+        return Response(CustomerOutput(customer).data)
+
+    @extend_schema(
+        parameters=[EXTERNAL_ID_PARAM],
+        request=CustomerUpsertInput,
+        responses={201: CustomerOutput, 200: CustomerOutput},
+        description=(
+            "The CRM's idempotent write: creates the customer with this external_id (201) or updates it (200); "
+            "fields left out keep their values; a repeat changes nothing. Another customer with the email, phone "
+            "or document: 409 `duplicate_customer` with `details.field` and `details.customer_id`."
+        ),
+    )
+    def put(self, request: Request, external_id: str) -> Response:
+        data = CustomerUpsertInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.customer_upsert_by_external_id(
+            tenant=tenant_cached(self.tenant_slug),
+            external_id=external_id,
+            data=dict(data.validated_data),
+            actor=actor_of(self),
+        )
+        if not result.created:
+            return Response(CustomerOutput(result.customer).data)
+        headers = {"Location": f"/api/v1/customers/{result.customer.id}/"}
+        return Response(CustomerOutput(result.customer).data, status=status.HTTP_201_CREATED, headers=headers)
+
+
+SYNC_ACTIONS = ["created", "updated", "blocked", "unblocked", "erased"]
+
+
+class SyncChangeOutput(serializers.Serializer):
+    cursor = serializers.SerializerMethodField(help_text="The feed position of this change.")
+    action = serializers.ChoiceField(choices=SYNC_ACTIONS)
+    changed_fields = serializers.ListField(child=serializers.CharField())
+    occurred_at = serializers.DateTimeField()
+    customer = CustomerOutput(help_text="The customer as it is now (erased customers anonymised).")
+
+    def get_cursor(self, change: Any) -> str:
+        return str(selectors.FeedPosition(change.transaction_id, change.id))
+
+
+class SyncChangesOutput(serializers.Serializer):
+    changes = SyncChangeOutput(many=True)
+    next_cursor = serializers.CharField(help_text="Pass as `since` for the next poll.")
+    has_more = serializers.BooleanField()
+
+
+class CustomerSyncChangesView(TenantAPIView):
+    required_scopes = {"GET": READ}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "since",
+                {"type": "string", "pattern": selectors.FEED_CURSOR_PATTERN},
+                description="The `next_cursor` of the previous poll; absent: from the beginning.",
+            ),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": selectors.FEED_MAX_LIMIT, "default": 100},
+            ),
+        ],
+        responses=SyncChangesOutput,
+        description=(
+            "The change feed a CRM polls: every write of a customer (created, updated, blocked, unblocked, "
+            "erased) after `since`, in the order of the writing transactions, only once those transactions have "
+            "ended, so that a poller's cursor never passes over a change that commits later."
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        refuse_unknown_query_params(params, ["since", "limit"])
+        since = selectors.FeedPosition.parse(params.get("since"))
+        try:
+            limit = serializers.IntegerField(min_value=1, max_value=selectors.FEED_MAX_LIMIT).run_validation(
+                params.get("limit", "100")
+            )
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"limit": exc.detail}) from exc
+        page = selectors.customer_changes_since(since=since, limit=limit)
+        return Response(SyncChangesOutput(page).data)
 
 
 # --- Addresses ------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from stdnum.es import cif, nie, nif
 from stdnum.mx import rfc
 from stdnum.pe import ruc
 
-from customers.errors import InvalidDocument, InvalidEmail, InvalidPhone
+from customers.errors import InvalidCustomer, InvalidDocument, InvalidEmail, InvalidPhone
 
 _email_validator = EmailValidator()
 
@@ -113,3 +113,22 @@ def lookup_document_forms(raw: str) -> list[str]:
         except Exception:  # noqa: S112 - a type that cannot even compact the input is not a candidate
             continue
     return [f for f in forms if f]
+
+
+EXTERNAL_ID_MAX_LENGTH = 64
+# Printable, no blanks and no "/" (it is a path segment of the CRM's upsert): what CRM ids are made of.
+EXTERNAL_ID_PATTERN = r"^[!-.0-~]{1,64}$"
+_EXTERNAL_ID = re.compile(EXTERNAL_ID_PATTERN)
+
+
+def normalize_external_id(raw: str | None) -> str:
+    """The id of a customer in the business's CRM: blanks around it dropped, then 1 to 64 printable ASCII
+    characters without blanks or "/" (`invalid_external_id` otherwise)."""
+    value = (raw or "").strip()
+    if not _EXTERNAL_ID.fullmatch(value):
+        raise InvalidCustomer(
+            f"external_id must be 1 to {EXTERNAL_ID_MAX_LENGTH} printable characters without blanks or '/'.",
+            code="invalid_external_id",
+            field="external_id",
+        )
+    return value

@@ -6,9 +6,10 @@ import uuid
 from decimal import Decimal
 
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import OpClass
 from django.db import models
-from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models import BigIntegerField, F, Func, Q, TextField
+from django.db.models.functions import Cast, Lower, Reverse
 
 from core.models import TenantOwned
 
@@ -68,7 +69,15 @@ class Customer(TenantOwned):
                 name="customer_email_lowercase",
             ),
         ]
-        indexes = [models.Index(fields=["tenant", "-created_at"], name="customer_tenant_created_idx")]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="customer_tenant_created_idx"),
+            # The cashier's "last digits of the phone" lookup: a prefix search of the reversed number.
+            models.Index(
+                F("tenant"),
+                OpClass(Reverse("phone"), name="text_pattern_ops"),
+                name="customer_phone_suffix_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.display_name
@@ -184,6 +193,38 @@ class CustomerChange(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.action} {', '.join(self.changed_fields)}"
+
+
+def current_transaction_id() -> Cast:
+    """`pg_current_xact_id()` as a bigint: the id of the writing (top-level) transaction. xid8 is 64 bits with the
+    epoch, so it never wraps."""
+    return Cast(
+        Cast(Func(function="pg_current_xact_id", output_field=TextField()), TextField()), BigIntegerField()
+    )
+
+
+class CustomerSyncChange(TenantOwned):
+    """One row per write of a customer (created, updated, blocked, unblocked, erased), in the same transaction: the
+    change feed an external CRM polls (`customers.sync.changes_since`).
+
+    `transaction_id` is the writing transaction's id, filled by the database. The feed is read in
+    (transaction_id, id) order and only below the oldest transaction still running (`pg_snapshot_xmin`): a
+    transaction that started earlier and commits later is never passed over by a poller's cursor."""
+
+    id = models.BigAutoField(primary_key=True)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="sync_changes")
+    transaction_id = models.BigIntegerField(db_default=current_transaction_id())
+    action = models.CharField(max_length=16)
+    changed_fields = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    occurred_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "transaction_id", "id"], name="customer_sync_position_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.customer_id} @{self.transaction_id}"
 
 
 # --- Purchase history (filled by the order/POS event consumers and the backfill) ------------------------------

@@ -3,6 +3,7 @@ transaction as the change."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +20,12 @@ from customers.errors import (
     FavouriteOrderNotFound,
     InvalidCustomer,
 )
-from customers.identifiers import normalize_document, normalize_email, normalize_phone
+from customers.identifiers import (
+    normalize_document,
+    normalize_email,
+    normalize_external_id,
+    normalize_phone,
+)
 from customers.models import (
     Address,
     ChannelConsent,
@@ -27,6 +33,7 @@ from customers.models import (
     CustomerChange,
     CustomerPreferences,
     CustomerStatus,
+    CustomerSyncChange,
     CustomerType,
     FavouriteOrder,
 )
@@ -119,7 +126,7 @@ def _check_names(customer: Customer) -> None:
 
 
 def _save_unique(customer: Customer, **save_kwargs: Any) -> None:
-    """Save, turning a unique violation into `duplicate_customer` naming the field."""
+    """Save, turning a unique violation into `duplicate_customer` naming the field and the other customer's id."""
     try:
         with transaction.atomic():
             customer.save(**save_kwargs)
@@ -128,9 +135,32 @@ def _save_unique(customer: Customer, **save_kwargs: Any) -> None:
         field = _UNIQUE_FIELDS.get(constraint)
         if field is None:
             raise
+        other = (
+            Customer.objects.filter(tenant_id=customer.tenant_id, **{field: getattr(customer, field)})
+            .exclude(pk=customer.pk)
+            .values_list("pk", flat=True)
+            .first()
+        )
         raise DuplicateCustomer(
-            f"Another customer already has this {field.replace('_', ' ')}.", field=field
+            f"Another customer already has this {field.replace('_', ' ')}.",
+            field=field,
+            customer_id=str(other) if other else None,
         ) from exc
+
+
+def _sync_change_record(customer: Customer, *, action: str, fields: list[str]) -> None:
+    """The CRM change feed's row of this write, in its transaction (the database stamps the transaction id)."""
+    CustomerSyncChange.objects.create(
+        tenant_id=customer.tenant_id, customer=customer, action=action, changed_fields=fields
+    )
+
+
+def _update_action(previous_status: str, status: str) -> str:
+    if status == previous_status:
+        return "updated"
+    if status == CustomerStatus.BLOCKED:
+        return "blocked"
+    return "unblocked" if previous_status == CustomerStatus.BLOCKED else "updated"
 
 
 def _audit(customer: Customer, *, action: str, fields: list[str], actor: str) -> None:
@@ -151,6 +181,7 @@ def customer_create(*, tenant: Tenant, data: dict[str, Any], actor: str) -> Cust
     _check_names(customer)
     _save_unique(customer)
     _audit(customer, action="created", fields=sorted(values), actor=actor)
+    _sync_change_record(customer, action="created", fields=sorted(values))
     outbox_record(
         tenant_id=tenant.slug,
         event_type="customer.created",
@@ -169,11 +200,13 @@ def customer_update(*, customer: Customer, data: dict[str, Any], actor: str) -> 
     changed = [key for key, value in values.items() if getattr(customer, key) != value]
     if not changed:
         return customer
+    previous_status = customer.status
     for key in changed:
         setattr(customer, key, values[key])
     _check_names(customer)
     _save_unique(customer, update_fields=[*changed, "updated_at"])
     _audit(customer, action="updated", fields=changed, actor=actor)
+    _sync_change_record(customer, action=_update_action(previous_status, customer.status), fields=changed)
     outbox_record(
         tenant_id=customer.tenant_id,
         event_type="customer.updated",
@@ -208,6 +241,7 @@ def customer_erase(*, customer: Customer, actor: str) -> Customer:
     CustomerPreferences.objects.filter(customer=customer).delete()
     FavouriteOrder.objects.filter(customer=customer).delete()
     _audit(customer, action="erased", fields=[], actor=actor)
+    _sync_change_record(customer, action="erased", fields=[])
     outbox_record(
         tenant_id=customer.tenant_id,
         event_type="customer.deleted",
@@ -216,6 +250,37 @@ def customer_erase(*, customer: Customer, actor: str) -> Customer:
     )
     customer_cache_invalidate(tenant_id=customer.tenant_id, customer_id=customer.id)
     return customer
+
+
+@dataclass(frozen=True)
+class CustomerUpsert:
+    customer: Customer
+    created: bool
+
+
+@transaction.atomic
+def customer_upsert_by_external_id(
+    *, tenant: Tenant, external_id: str, data: dict[str, Any], actor: str
+) -> CustomerUpsert:
+    """The CRM's idempotent write, keyed by its own id: create the customer with this `external_id`, or update the
+    one that has it (fields left out keep their values). An identical second call changes nothing and writes no
+    audit row, event or feed entry. Of two concurrent first calls one creates and the other updates. Another
+    customer holding the email, phone or document is `duplicate_customer` naming the field and that customer."""
+    key = normalize_external_id(external_id)
+    if "external_id" in data:
+        raise InvalidCustomer("The path names the external_id; the body may not.", field="external_id")
+    existing = Customer.objects.select_for_update().filter(external_id=key).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                customer = customer_create(tenant=tenant, data={**data, "external_id": key}, actor=actor)
+            return CustomerUpsert(customer, created=True)
+        except DuplicateCustomer as exc:
+            if exc.details.get("field") != "external_id":
+                raise
+        # A concurrent call created it first (our insert waited for its commit): update what it created.
+        existing = Customer.objects.select_for_update().get(external_id=key)
+    return CustomerUpsert(customer_update(customer=existing, data=data, actor=actor), created=False)
 
 
 # --- Addresses ------------------------------------------------------------------------------------------------

@@ -204,3 +204,28 @@ def test_a_cache_that_is_down_only_slows_answers(grpc_a, person):
     with override_settings(CACHES=caches):
         assert grpc_a.GetCustomer(by_id(person)).customer_id == str(person.id)
         assert grpc_a.GetCustomer(pb.GetCustomerRequest(phone="+56961234567")).customer_id == str(person.id)
+
+
+def test_get_customer_by_external_id(grpc_a, grpc_b, tenant_a, tenant_b, cache_backend):
+    """The POS finds a customer by its id in the business's CRM: exact, only in the caller's tenant, and a change
+    of the external id is seen at once (the cached answer no longer matches)."""
+    from core.tenancy import tenant_context
+    from customers.services import customer_update
+
+    customer = CustomerFactory(tenant=tenant_a, external_id="CRM-0042")
+    CustomerFactory(tenant=tenant_b, external_id="CRM-0099")
+    for _ in range(2):  # the second answer comes through the alias cache
+        answer = grpc_a.GetCustomer(pb.GetCustomerRequest(external_id="CRM-0042"))
+        assert answer.customer_id == str(customer.id) and answer.external_id == "CRM-0042"
+    for missing in ("crm-0042", "CRM-0099"):
+        failure = grpc_a.fails("GetCustomer", pb.GetCustomerRequest(external_id=missing))
+        assert failure.code == grpc.StatusCode.NOT_FOUND and failure.error_code == "customer_not_found"
+    assert grpc_b.GetCustomer(pb.GetCustomerRequest(external_id="CRM-0099")).external_id == "CRM-0099"
+    with tenant_context(tenant_a):
+        customer_update(customer=customer, data={"external_id": "CRM-0043"}, actor="test")
+    assert grpc_a.fails("GetCustomer", pb.GetCustomerRequest(external_id="CRM-0042")).code == (
+        grpc.StatusCode.NOT_FOUND
+    )
+    assert grpc_a.GetCustomer(pb.GetCustomerRequest(external_id="CRM-0043")).customer_id == str(customer.id)
+    too_long = grpc_a.fails("GetCustomer", pb.GetCustomerRequest(external_id="x" * 65))
+    assert too_long.code == grpc.StatusCode.INVALID_ARGUMENT

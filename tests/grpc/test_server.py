@@ -60,6 +60,49 @@ def test_reflection_lists_the_service_health_and_reflection(grpc_channel):
     assert methods == {m[0] for m in METHODS}
 
 
+def test_reflection_also_speaks_v1_for_clients_that_know_only_v1(grpc_channel):
+    """A client that speaks only `grpc.reflection.v1` (grpcurl, newer grpc-js tools) lists the services and reads
+    the service's descriptor, without a token, as v1alpha clients do."""
+    from google.protobuf import descriptor_pb2
+
+    from core.rpc_reflection import V1_SERVICE_NAME, v1_message_class
+
+    request_class = v1_message_class("ServerReflectionRequest")
+    response_class = v1_message_class("ServerReflectionResponse")
+    call = grpc_channel.stream_stream(
+        f"/{V1_SERVICE_NAME}/ServerReflectionInfo",
+        request_serializer=request_class.SerializeToString,
+        response_deserializer=response_class.FromString,
+    )
+    requests = [
+        request_class(list_services=""),
+        request_class(file_containing_symbol=SERVICE_NAME),
+        request_class(file_containing_symbol=V1_SERVICE_NAME),
+    ]
+    listed, described, reflected = list(call(iter(requests), timeout=10))
+    services = {service.name for service in listed.list_services_response.service}
+    assert {
+        SERVICE_NAME,
+        "grpc.health.v1.Health",
+        V1_SERVICE_NAME,
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= (services)
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(raw)
+        for raw in described.file_descriptor_response.file_descriptor_proto
+    ]
+    service = next(s for f in files for s in f.service if f.package == "zenlogic.customer.v1")
+    assert {m.name for m in service.method} == {m[0] for m in METHODS}
+    reflection_files = [
+        descriptor_pb2.FileDescriptorProto.FromString(raw)
+        for raw in reflected.file_descriptor_response.file_descriptor_proto
+    ]
+    assert any(
+        f.package == "grpc.reflection.v1" and f.service[0].name == "ServerReflection"
+        for f in reflection_files
+    )
+
+
 def test_every_contract_method_is_served_and_authenticated():
     assert set(method_handlers(CustomerService())) == {m[0] for m in METHODS}
 
