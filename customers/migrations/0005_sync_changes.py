@@ -34,7 +34,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('core', '0006_delete_processedevent'),
-        ('customers', '0003_back_office_roles'),
+        ('customers', '0004_customer_tenant_id_unique'),
     ]
 
     operations = [
