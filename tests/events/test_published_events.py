@@ -157,6 +157,22 @@ def test_credit_reinstated_lets_it_sell_on_credit_again(received, tenant, line):
     assert received.counts()["credit.reinstated"] == 1
 
 
+def test_a_reinstated_line_that_overdue_charges_block_says_so(received, tenant, business, line, frozen):
+    credit("credit_use", tenant, customer=business, amount=D("300"), order_id="ORD-1", idempotency_key="u-1")
+    credit("credit_line_suspend", tenant, line=line, actor="api:risk", reason="Risk review")
+    frozen(T0 + timedelta(days=40))  # the charge is now overdue past the grace period
+    credit("credit_line_reinstate", tenant, line=line, actor="api:risk", reason="Cleared")
+    events = received.wait_for("credit.reinstated", "credit.hold.placed")
+    [reinstated], [held] = events["credit.reinstated"], events["credit.hold.placed"]
+    # both say what the line is when the transaction commits: on hold, not usable
+    assert (reinstated["status"], reinstated["usable"], reinstated["previous_status"]) == (
+        "on_hold",
+        False,
+        "suspended",
+    )
+    assert (held["status"], held["usable"], held["overdue_amount"]) == ("on_hold", False, "300.00")
+
+
 def test_credit_closed_ends_the_line(received, tenant, line):
     credit("credit_line_close", tenant, line=line, actor="api:manager", reason="Customer asked")
     [data] = received.wait_for("credit.closed")["credit.closed"]
