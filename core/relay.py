@@ -21,6 +21,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -273,9 +274,33 @@ def _kick() -> None:
         logger.warning("Could not kick the outbox relay (beat will publish the events): %s", exc)
 
 
+_deferred = threading.local()
+
+
+@contextlib.contextmanager
+def relay_kicks_deferred() -> Iterator[None]:
+    """Within the block, commits that record events do not kick the relay one by one: one kick when the block ends,
+    if any asked for one. A periodic job commits once per account or line, so a large tenant would otherwise send
+    one relay task per account; beat (every few seconds) publishes what they record in the meantime."""
+    if getattr(_deferred, "active", False):  # nested: the outermost block kicks
+        yield
+        return
+    _deferred.active, _deferred.wanted = True, False
+    try:
+        yield
+    finally:
+        wanted = _deferred.wanted
+        _deferred.active = _deferred.wanted = False
+        if wanted:
+            _kick()
+
+
 def relay_kick_after_commit() -> None:
     """Ask a worker to relay right after the current transaction commits (once per transaction)."""
     if not settings.OUTBOX_RELAY_ENABLED:
+        return
+    if getattr(_deferred, "active", False):
+        _deferred.wanted = True
         return
     connection = transaction.get_connection()
     if not connection.in_atomic_block:

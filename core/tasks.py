@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from celery import shared_task
 
 from core.models import Tenant
-from core.relay import outbox_prune, outbox_relay, processed_events_prune
+from core.relay import outbox_prune, outbox_relay, processed_events_prune, relay_kicks_deferred
 from core.tenancy import tenant_context
 
 logger = logging.getLogger(__name__)
@@ -36,13 +36,14 @@ def for_each_tenant(
             continue
         done: list[Any] = []
         failed = 0
-        for item in items:
-            try:
-                with tenant_context(tenant):
-                    done.append(process(item))
-            except Exception:
-                logger.exception("%s failed for %s of tenant %s", name, item, tenant.slug)
-                failed += 1
+        with relay_kicks_deferred():  # one relay kick for the tenant's items, not one per item's commit
+            for item in items:
+                try:
+                    with tenant_context(tenant):
+                        done.append(process(item))
+                except Exception:
+                    logger.exception("%s failed for %s of tenant %s", name, item, tenant.slug)
+                    failed += 1
         results[tenant.slug] = (done, failed)
     return results
 

@@ -213,6 +213,20 @@ def customer_update(*, customer: Customer, data: dict[str, Any], actor: str) -> 
         data={**customer_event_data(customer), "changed_fields": changed},
         aggregate_id=str(customer.id),
     )
+    if "status" in changed:  # active <-> blocked (erasure is customer_erase's)
+        blocked = customer.status == CustomerStatus.BLOCKED
+        outbox_record(
+            tenant_id=customer.tenant_id,
+            event_type="customer.blocked" if blocked else "customer.unblocked",
+            data={
+                "customer_id": str(customer.id),
+                "status": customer.status,
+                "previous_status": previous_status,
+                "changed_by": actor,
+                "changed_at": customer.updated_at,
+            },
+            aggregate_id=str(customer.id),
+        )
     customer_cache_invalidate(tenant_id=customer.tenant_id, customer_id=customer.id)
     return customer
 

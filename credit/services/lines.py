@@ -30,6 +30,7 @@ from credit.selectors import (
 from credit.services.exposure import _history, _insert, _invalidate, _lock_line, _set_status
 from credit.services.holds import _expire_holds
 from credit.services.inputs import _clean_terms, _require_text, same_actor
+from credit.services.line_events import limit_changed_event, line_status_event
 from credit.services.overdue import _reconcile_overdue_hold
 from customers.errors import CustomerBlocked
 from customers.models import Customer, CustomerStatus, CustomerType
@@ -176,7 +177,9 @@ def credit_line_suspend(*, line: CreditLine, actor: str, reason: str) -> CreditL
             credit_line_id=str(line.pk),
             status=line.status,
         )
+    previous = line.status
     _set_status(line, CreditLineStatus.SUSPENDED, action="suspended", actor=actor, reason=reason)
+    line_status_event(line, "credit.suspended", previous_status=previous, actor=actor, reason=reason)
     return line
 
 
@@ -191,6 +194,10 @@ def credit_line_reinstate(*, line: CreditLine, actor: str, reason: str = "") -> 
         )
     _set_status(line, CreditLineStatus.APPROVED, action="reinstated", actor=actor, reason=reason)
     _reconcile_overdue_hold(line, today=tenant_today(line.tenant_id), actor=actor)
+    # Recorded after the overdue check: a line that goes straight back on hold says so (usable false) here too.
+    line_status_event(
+        line, "credit.reinstated", previous_status=CreditLineStatus.SUSPENDED, actor=actor, reason=reason
+    )
     return line
 
 
@@ -207,7 +214,9 @@ def credit_line_close(*, line: CreditLine, actor: str, reason: str) -> CreditLin
     _expire_holds(line, now=clock.now(), actor=actor)
     if line.exposure > 0:
         raise CreditLineHasExposure(credit_line_id=str(line.pk), exposure=str(line.exposure))
+    previous = line.status
     _set_status(line, CreditLineStatus.CLOSED, action="closed", actor=actor, reason=reason)
+    line_status_event(line, "credit.closed", previous_status=previous, actor=actor, reason=reason)
     return line
 
 
@@ -249,6 +258,14 @@ def credit_line_limit_change(
         from_limit=from_limit,
         from_terms=from_terms,
     )
-    _emit_approved(line, change="limit_changed")
+    _emit_approved(line, change="limit_changed")  # what consumers of credit.approved have always received
+    limit_changed_event(
+        line,
+        previous_limit=from_limit,
+        previous_terms=from_terms,
+        actor=actor,
+        reason=reason,
+        changed_at=line.updated_at,
+    )
     _invalidate(line)
     return line

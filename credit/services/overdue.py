@@ -21,6 +21,7 @@ from credit.selectors import (
 )
 from credit.services.exposure import _lock_line, _set_status
 from credit.services.inputs import overdue_grace_days
+from credit.services.line_events import overdue_hold_event
 from credit.services.results import OverdueRunResult
 
 
@@ -41,6 +42,9 @@ def _reconcile_overdue_hold(line: CreditLine, *, today: date, actor: str) -> str
             actor=actor,
             reason=f"Charges overdue for more than {overdue_grace_days()} days.",
         )
+        overdue_hold_event(
+            line, placed=True, previous_status=CreditLineStatus.APPROVED, actor=actor, today=today
+        )
         return "held"
     if line.status == CreditLineStatus.ON_HOLD and not blocks:
         _set_status(
@@ -49,6 +53,9 @@ def _reconcile_overdue_hold(line: CreditLine, *, today: date, actor: str) -> str
             action="hold_released",
             actor=actor,
             reason="Overdue charges paid.",
+        )
+        overdue_hold_event(
+            line, placed=False, previous_status=CreditLineStatus.ON_HOLD, actor=actor, today=today
         )
         return "released"
     return ""

@@ -29,6 +29,7 @@ from credit.models import (
 )
 from credit.services.exposure import _insert, _keyed, _lock_customer_line, _move_exposure, _Movement
 from credit.services.inputs import _clean_ref
+from credit.services.line_events import payment_recorded_event
 from credit.services.overdue import _reconcile_overdue_hold
 from credit.services.results import PaymentAllocationResult, PaymentResult
 from customers.models import Customer
@@ -240,4 +241,5 @@ def _payment_apply(
             actor=actor,
         )
     _reconcile_overdue_hold(line, today=today, actor=actor or "system:payment")
+    payment_recorded_event(line, payment, allocations)
     return _payment_result(payment, line, replayed=False)

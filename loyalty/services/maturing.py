@@ -6,6 +6,7 @@ from django.db.models import Min
 
 from core import clock
 from core.models import IdempotencyRecord
+from core.outbox import outbox_record
 from customers.cache import customer_cache_invalidate
 from customers.models import Customer
 from loyalty.calculations import add_months
@@ -181,5 +182,24 @@ def _expire_due(ctx: _Ctx) -> int:
         _allocate(ctx, txn, award, award.remaining)
     account.next_expiry_at = spendable.aggregate(next=Min("expires_at"))["next"]
     _save_account(ctx)
+    # In the transaction that expired them, whichever job or operation matured the account: at most one per
+    # expire transaction, so the nightly job costs one more insert per account that had points to expire.
+    outbox_record(
+        tenant_id=account.tenant_id,
+        event_type="loyalty.points.expired",
+        data={
+            "customer_id": str(account.customer_id),
+            "transaction_id": str(txn.pk),
+            "points": total,
+            "points_balance": account.available,
+            "pending_balance": account.pending,
+            "awards_expired": len(due),
+            "oldest_expires_at": due[0].expires_at,
+            "newest_expires_at": due[-1].expires_at,
+            "expired_at": ctx.now,
+            "source": ctx.source,
+        },
+        aggregate_id=str(account.customer_id),
+    )
     customer_cache_invalidate(tenant_id=ctx.account.tenant_id, customer_id=ctx.account.customer_id)
     return total

@@ -344,6 +344,23 @@ def points_adjust(
             _save_txn(ctx, txn)
             _redraw(ctx, txn, -points, first=None)
         _save_account(ctx)
+        outbox_record(
+            tenant_id=customer.tenant_id,
+            event_type="loyalty.points.adjusted",
+            data={
+                "customer_id": str(customer.pk),
+                "transaction_id": str(txn.pk),
+                "points": points,
+                "reason": txn.reason,
+                "points_balance": account.available,
+                "pending_balance": account.pending,
+                "tier": account.tier,
+                "expires_at": txn.expires_at,
+                "adjusted_by": txn.actor,
+                "source": source,
+            },
+            aggregate_id=str(customer.pk),
+        )
         _finish(ctx)
         return _result(ctx, txn, points=points, discount=Decimal("0.00"))
 

@@ -12,6 +12,7 @@ from django.db.models import Sum
 from core.errors import InvalidInput
 from core.models import IdempotencyRecord
 from core.money import parse_amount
+from core.outbox import outbox_record
 from customers.models import Customer
 from loyalty.calculations import (
     discount_for,
@@ -152,7 +153,7 @@ def _reverse(
     for card in stamp_cards:
         stamps += _reverse_stamps(ctx, card, reference=reference, target=target)
     assert ctx.operation is not None
-    PurchaseReversal.objects.create(
+    reversal = PurchaseReversal.objects.create(
         tenant_id=account.tenant_id,
         account=account,
         operation=ctx.operation,
@@ -169,6 +170,28 @@ def _reverse(
     # Points given back to awards whose date has passed expire now, as those awards' other points did.
     _expire_due(ctx)
     _save_account(ctx)
+    outbox_record(
+        tenant_id=account.tenant_id,
+        event_type="loyalty.points.reversed",
+        data={
+            "customer_id": str(account.customer_id),
+            "reference": reference,
+            "full": full,
+            "returned_amount": reversal.amount,
+            "purchase_amount": base,
+            "points_reversed": taken,
+            "points_unrecovered": unrecovered,
+            "points_returned": given_back,
+            "stamps_reversed": stamps,
+            "points_balance": account.available,
+            "pending_balance": account.pending,
+            "tier": account.tier,
+            "transaction_ids": txn_ids,
+            "reason": reason[:500],
+            "source": ctx.source,
+        },
+        aggregate_id=str(account.customer_id),
+    )
     _finish(ctx)
     return ReversalResult(
         reference=reference,

@@ -14,6 +14,7 @@ from django.db.models import Sum
 from core import clock
 from core.errors import InvalidInput
 from core.models import IdempotencyRecord
+from core.outbox import outbox_record
 from customers.models import Customer
 from loyalty.errors import (
     InvalidStamps,
@@ -105,7 +106,31 @@ def _add_stamps(
     card.lifetime_stamps += stamps
     card.cards_completed += len(rewards)
     card.save(update_fields=["stamps", "lifetime_stamps", "cards_completed", "updated_at"])
+    for reward in rewards:
+        _reward_event(reward, "loyalty.stamp_reward.issued", reference=reference, stamps_on_card=card.stamps)
     return rewards
+
+
+def _reward_event(reward: StampReward, event_type: str, *, reference: str, **extra: Any) -> None:
+    rule = reward.rule
+    outbox_record(
+        tenant_id=reward.tenant_id,
+        event_type=event_type,
+        data={
+            "customer_id": str(reward.customer_id),
+            "reward_id": str(reward.pk),
+            "rule_id": str(rule.pk),
+            "rule_name": rule.name,
+            "reward_description": rule.reward_description,
+            "reward_sku": rule.reward_sku,
+            "stamps_per_card": rule.stamps_per_card,
+            "status": reward.status,
+            "issued_at": reward.issued_at,
+            "reference": reference,
+            **extra,
+        },
+        aggregate_id=str(reward.customer_id),
+    )
 
 
 def _qualifying_quantity(rule: StampRule, items: list[dict[str, Any]]) -> int:
@@ -271,6 +296,9 @@ def stamp_reward_redeem(
     reward.redeemed_at = clock.now()
     reward.redeemed_reference = reference
     reward.save(update_fields=["status", "redeemed_at", "redeemed_reference"])
+    _reward_event(
+        reward, "loyalty.stamp_reward.redeemed", reference=reference, redeemed_at=reward.redeemed_at
+    )
     return reward
 
 

@@ -15,6 +15,7 @@ from loyalty.calculations import (
 )
 from loyalty.models import (
     DowngradePolicy,
+    LoyaltyTier,
     LoyaltyTransaction,
     TierChange,
     TierRule,
@@ -155,23 +156,39 @@ def _evaluate_tier(
     return change
 
 
+def tier_benefits(tier: LoyaltyTier) -> dict[str, Any]:
+    """What a tier gives, as tier events carry it (the tier's earn multiplier and its benefits text)."""
+    return {
+        "tier": tier.code,
+        "name": tier.name,
+        "threshold": tier.threshold,
+        "earn_multiplier": tier.earn_multiplier,
+        "description": tier.benefits,
+    }
+
+
 def _finish(ctx: _Ctx) -> None:
     """Record the tier events and drop the customer cache once the operation's changes are made."""
     for change in ctx.tier_changes:
         upgraded = tier_rank(change.new_tier) > tier_rank(change.old_tier)
+        data = {
+            "customer_id": str(ctx.account.customer_id),
+            "previous_tier": change.old_tier,
+            "tier": change.new_tier,
+            "rule": change.rule,
+            "qualifying_points": change.qualifying_points,
+            "window_start": change.window_start,
+            "window_end": change.window_end,
+            "reason": change.reason,
+        }
+        if not upgraded:
+            # loyalty.tier.upgraded keeps the payload its consumers know; a downgrade says what was lost.
+            data["benefits"] = tier_benefits(ctx.tier(change.new_tier))
+            data["previous_benefits"] = tier_benefits(ctx.tier(change.old_tier))
         outbox_record(
             tenant_id=ctx.account.tenant_id,
             event_type="loyalty.tier.upgraded" if upgraded else "loyalty.tier.downgraded",
-            data={
-                "customer_id": str(ctx.account.customer_id),
-                "previous_tier": change.old_tier,
-                "tier": change.new_tier,
-                "rule": change.rule,
-                "qualifying_points": change.qualifying_points,
-                "window_start": change.window_start,
-                "window_end": change.window_end,
-                "reason": change.reason,
-            },
+            data=data,
             aggregate_id=str(ctx.account.customer_id),
         )
     ctx.tier_changes.clear()
