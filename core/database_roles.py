@@ -56,31 +56,37 @@ def tenant_tables(cursor: Any) -> list[str]:
     return [row[0] for row in cursor.fetchall()]
 
 
-def secure_database(alias: str = DEFAULT_DB_ALIAS) -> None:
-    """After the migrations, as the owner, in one transaction: the current scope key and function, every tenant
-    table's policies in their current form (databases migrated before the policies verified a claim get them
-    here), and the app role's rights reset to exactly its DML."""
+def policies_current(cursor: Any) -> None:
+    """As the owner: the current scope key and function, and every tenant table's policies in their current form
+    (databases migrated before the policies verified a claim get them here; see the core migration that calls
+    this before any data migration reads under the new claims)."""
     from core.tenancy import (
         ALL_POLICY_EXPR,
         POLICY_ALL,
         POLICY_TENANT,
-        SCOPE_KEY_TABLE,
         TENANT_POLICY_EXPR,
         ensure_tenant_scope,
     )
 
+    ensure_tenant_scope(cursor)
+    for table in tenant_tables(cursor):
+        cursor.execute(
+            f"ALTER POLICY {POLICY_TENANT} ON {table} USING ({TENANT_POLICY_EXPR}) WITH CHECK ({TENANT_POLICY_EXPR})"
+        )
+        cursor.execute(
+            f"ALTER POLICY {POLICY_ALL} ON {table} USING ({ALL_POLICY_EXPR}) WITH CHECK ({ALL_POLICY_EXPR})"
+        )
+
+
+def secure_database(alias: str = DEFAULT_DB_ALIAS) -> None:
+    """After the migrations, as the owner, in one transaction: the policies as `policies_current` leaves them,
+    and the app role's rights reset to exactly its DML."""
+    from core.tenancy import SCOPE_KEY_TABLE
+
     connection = connections[alias]
     app_role = settings.DATABASE_APP_ROLE
     with transaction.atomic(using=alias), connection.cursor() as cursor:
-        ensure_tenant_scope(cursor)
-        for table in tenant_tables(cursor):
-            cursor.execute(
-                f"ALTER POLICY {POLICY_TENANT} ON {table} USING ({TENANT_POLICY_EXPR}) "
-                f"WITH CHECK ({TENANT_POLICY_EXPR})"
-            )
-            cursor.execute(
-                f"ALTER POLICY {POLICY_ALL} ON {table} USING ({ALL_POLICY_EXPR}) WITH CHECK ({ALL_POLICY_EXPR})"
-            )
+        policies_current(cursor)
         cursor.execute("SELECT current_user, quote_ident(current_schema())")
         owner, schema = cursor.fetchone()
         if not app_role or app_role == owner:

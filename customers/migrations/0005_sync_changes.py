@@ -34,6 +34,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('core', '0006_delete_processedevent'),
+        ('core', '0008_tenant_claims'),
         ('customers', '0004_customer_tenant_id_unique'),
     ]
 
