@@ -71,6 +71,26 @@ def customer_find(
     card: str | None = None,
 ) -> Customer:
     """The point-of-sale lookup: exactly one identifier; phone in any format, email case-insensitive."""
+    qs, lookup = _matching(tenant=tenant, phone=phone, email=email, document=document, card=card)
+    return _one(qs, **lookup)
+
+
+def customer_find_id(
+    *,
+    tenant: Tenant,
+    phone: str | None = None,
+    email: str | None = None,
+    document: str | None = None,
+    card: str | None = None,
+) -> UUID:
+    """`customer_find`'s customer, only its id (for a reader that reads the rest itself, GetCustomer's card)."""
+    qs, lookup = _matching(tenant=tenant, phone=phone, email=email, document=document, card=card)
+    return _one(qs.values_list("pk", flat=True), **lookup)  # type: ignore[arg-type]
+
+
+def _matching(
+    *, tenant: Tenant, phone: str | None, email: str | None, document: str | None, card: str | None
+) -> tuple[QuerySet[Customer], dict[str, Any]]:
     given = {
         k: v for k, v in {"phone": phone, "email": email, "document": document, "card": card}.items() if v
     }
@@ -78,15 +98,15 @@ def customer_find(
         raise InvalidCustomer("Give exactly one of phone, email, document or card.", code="invalid_lookup")
     qs = customer_list()
     if phone:
-        return _one(qs.filter(phone=normalize_phone(phone, region=tenant.phone_region)), phone=phone)
+        return qs.filter(phone=normalize_phone(phone, region=tenant.phone_region)), {"phone": phone}
     if email:
-        return _one(qs.filter(email=normalize_email(email)), email=email)
+        return qs.filter(email=normalize_email(email)), {"email": email}
     if document:
-        return _one(qs.filter(document_number__in=lookup_document_forms(document)), document=document)
-    return _one(qs.filter(loyalty_card_number=str(card).strip()), card=card)
+        return qs.filter(document_number__in=lookup_document_forms(document)), {"document": document}
+    return qs.filter(loyalty_card_number=str(card).strip()), {"card": card}
 
 
-def _one(qs: QuerySet[Customer], **lookup: Any) -> Customer:
+def _one(qs: QuerySet[Any], **lookup: Any) -> Any:
     found = list(qs[:2])
     if len(found) != 1:
         raise CustomerNotFound(**{k: str(v) for k, v in lookup.items()})
