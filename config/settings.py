@@ -301,6 +301,9 @@ SPECTACULAR_SETTINGS = {
         "StampRewardStatusEnum": "loyalty.models.StampRewardStatus",
         "CreditLedgerKindEnum": "credit.models.CreditLedgerKind",
         "StampEntryKindEnum": "loyalty.models.StampEntryKind",
+        # the branches of a new customer's body (customers.api.CustomerInput.schema_one_of)
+        "IndividualTypeEnum": ["individual"],
+        "BusinessTypeEnum": ["business"],
     },
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from uuid import UUID
 
 from core.errors import InvalidInput
 from core.models import Tenant
@@ -20,7 +21,7 @@ from customers.cache import (
 )
 from customers.identifiers import lookup_document_forms, normalize_email, normalize_phone
 from customers.models import Customer, CustomerType
-from customers.selectors import customer_find, customer_get
+from customers.selectors import customer_find, customer_find_id, customer_get
 from zenlogic.customer.v1 import customer_service_pb2 as pb
 
 _TYPES = {CustomerType.INDIVIDUAL: pb.INDIVIDUAL, CustomerType.BUSINESS: pb.BUSINESS}
@@ -60,6 +61,21 @@ class CustomerLookup:
         if self.kind == "external_id":
             return customer_find(tenant=tenant, external_id=self.value)
         return customer_find(tenant=tenant, card=self.value)
+
+    def find_id(self, tenant: Tenant) -> UUID:
+        """The id of the customer `find` would return; for a lookup by id, the id itself (the reader of the
+        customer then says "not found")."""
+        if self.kind == "customer_id":
+            return UUID(self.value)
+        if self.kind == "phone":
+            return customer_find_id(tenant=tenant, phone=self.value)
+        if self.kind == "email":
+            return customer_find_id(tenant=tenant, email=self.value)
+        if self.kind == "document_number":
+            return customer_find_id(tenant=tenant, document=self.value)
+        if self.kind == "external_id":
+            return customer_find_id(tenant=tenant, external_id=self.value)
+        return customer_find_id(tenant=tenant, card=self.value)
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -149,19 +165,19 @@ class CustomerRpc:
             generation = cached.generation
 
         with tenant_context(tenant_id):
-            customer = lookup.find(call.tenant)
-            if generation is None or str(customer.id) != known_id:
-                cached = customer_snapshot_get(tenant_id, customer.id)
+            customer_id = lookup.find_id(call.tenant)
+            if generation is None or str(customer_id) != known_id:
+                cached = customer_snapshot_get(tenant_id, customer_id)
                 if cached.data is not None:  # cached under its id, first looked up this way
                     message = pb.Customer.FromString(cached.data)
                     if lookup.matches(message):
-                        customer_alias_set(tenant_id, lookup.kind, lookup.value, customer.id)
+                        customer_alias_set(tenant_id, lookup.kind, lookup.value, customer_id)
                         return message
                 # Note the generation before reading what the answer is built from, then read it afresh.
                 generation = cached.generation
-            message = customer_card_message(customer_card(customer.id))
+            message = customer_card_message(customer_card(customer_id))
         aliases = {} if lookup.kind == "customer_id" else {lookup.kind: lookup.value}
         customer_snapshot_set(
-            tenant_id, customer.id, message.SerializeToString(), generation=generation, aliases=aliases
+            tenant_id, customer_id, message.SerializeToString(), generation=generation, aliases=aliases
         )
         return message

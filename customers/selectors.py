@@ -97,6 +97,37 @@ def customer_find(
 ) -> Customer:
     """The point-of-sale lookup: exactly one identifier; phone in any format, email case-insensitive, external_id
     (the id in the business's CRM) exactly."""
+    qs, lookup = _matching(
+        tenant=tenant, phone=phone, email=email, document=document, card=card, external_id=external_id
+    )
+    return _one(qs, **lookup)
+
+
+def customer_find_id(
+    *,
+    tenant: Tenant,
+    phone: str | None = None,
+    email: str | None = None,
+    document: str | None = None,
+    card: str | None = None,
+    external_id: str | None = None,
+) -> UUID:
+    """`customer_find`'s customer, only its id (for a reader that reads the rest itself, GetCustomer's card)."""
+    qs, lookup = _matching(
+        tenant=tenant, phone=phone, email=email, document=document, card=card, external_id=external_id
+    )
+    return _one(qs.values_list("pk", flat=True), **lookup)  # type: ignore[arg-type]
+
+
+def _matching(
+    *,
+    tenant: Tenant,
+    phone: str | None,
+    email: str | None,
+    document: str | None,
+    card: str | None,
+    external_id: str | None,
+) -> tuple[QuerySet[Customer], dict[str, Any]]:
     given = {
         k: v
         for k, v in {
@@ -114,17 +145,17 @@ def customer_find(
         )
     qs = customer_list()
     if phone:
-        return _one(qs.filter(phone=normalize_phone(phone, region=tenant.phone_region)), phone=phone)
+        return qs.filter(phone=normalize_phone(phone, region=tenant.phone_region)), {"phone": phone}
     if email:
-        return _one(qs.filter(email=normalize_email(email)), email=email)
+        return qs.filter(email=normalize_email(email)), {"email": email}
     if document:
-        return _one(qs.filter(document_number__in=lookup_document_forms(document)), document=document)
+        return qs.filter(document_number__in=lookup_document_forms(document)), {"document": document}
     if external_id:
-        return _one(qs.filter(external_id=normalize_external_id(external_id)), external_id=external_id)
-    return _one(qs.filter(loyalty_card_number=str(card).strip()), card=card)
+        return qs.filter(external_id=normalize_external_id(external_id)), {"external_id": external_id}
+    return qs.filter(loyalty_card_number=str(card).strip()), {"card": card}
 
 
-def _one(qs: QuerySet[Customer], **lookup: Any) -> Customer:
+def _one(qs: QuerySet[Any], **lookup: Any) -> Any:
     found = list(qs[:2])
     if len(found) != 1:
         raise CustomerNotFound(**{k: str(v) for k, v in lookup.items()})
