@@ -20,9 +20,8 @@ from core.tenancy import require_tenant_slug
 from credit.models import OPEN_STATUSES, CreditLine
 from customers.errors import CustomerNotFound
 from customers.models import Customer, CustomerStatus
-from loyalty.calculations import add_months
-from loyalty.models import LoyaltyAccount, LoyaltyProgram, tier_rank
-from loyalty.selectors import default_tiers, qualifying_counted, qualifying_points_in_window
+from loyalty.models import LoyaltyAccount, LoyaltyProgram
+from loyalty.selectors import default_tiers, tier_standing
 from loyalty.services.program import program_snapshot_at
 from segmentation.selectors import UNCLASSIFIED_VIEW
 
@@ -124,23 +123,13 @@ def customer_card(customer_id: Any) -> CustomerCard:
             credit_line=line,
         )
     account = LoyaltyAccount(**dict(zip(_ACCOUNT_ATTRS, account_values, strict=True)))
-    now = clock.now()
-    if qualifying_counted(account, program, now=now):
-        qualifying = account.qualifying_points
-    else:
-        counted, _ = qualifying_points_in_window(
-            account, start=add_months(now, -program.qualifying_window_months), end=now
-        )
-        qualifying = max(counted, 0)
-    by_code = {t.code: t for t in tiers}
-    current = by_code.get(account.tier, tiers[0])
-    higher = [t for t in tiers if tier_rank(t.code) > tier_rank(current.code)]
+    qualifying, current, next_tier = tier_standing(account, program, tiers, now=clock.now())
     return CustomerCard(
         customer=customer,
         segment=segment,
         points_balance=account.available,
         pending_points=account.pending,
         tier=current.code,
-        points_to_next_tier=max(higher[0].threshold - qualifying, 0) if higher else 0,
+        points_to_next_tier=max(next_tier.threshold - qualifying, 0) if next_tier else 0,
         credit_line=line,
     )

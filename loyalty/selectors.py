@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -151,6 +152,22 @@ class LoyaltySummary:
     has_account: bool
 
 
+def tier_standing(account: Any, program: Any, tiers: Sequence[Any], *, now: datetime) -> tuple[int, Any, Any]:
+    """(qualifying points now, the account's tier, the next tier or None): the stored count while it holds
+    (`qualifying_counted`), else the window summed again."""
+    if qualifying_counted(account, program, now=now):
+        qualifying = account.qualifying_points
+    else:
+        counted, _ = qualifying_points_in_window(
+            account, start=add_months(now, -program.qualifying_window_months), end=now
+        )
+        qualifying = max(counted, 0)
+    by_code = {t.code: t for t in tiers}
+    current = by_code.get(account.tier, tiers[0])
+    higher = [t for t in tiers if tier_rank(t.code) > tier_rank(current.code)]
+    return qualifying, current, higher[0] if higher else None
+
+
 def loyalty_summary(customer: Customer) -> LoyaltySummary:
     """Balances by bucket, tier and the way to the next one; zeros and the lowest tier for a new customer."""
     program = program_get(customer.tenant_id)
@@ -185,17 +202,7 @@ def loyalty_summary(customer: Customer) -> LoyaltySummary:
             currency=tenant.currency,
             has_account=False,
         )
-    if qualifying_counted(account, program, now=now):
-        qualifying = account.qualifying_points
-    else:
-        counted, _ = qualifying_points_in_window(
-            account, start=add_months(now, -program.qualifying_window_months), end=now
-        )
-        qualifying = max(counted, 0)
-    by_code = {t.code: t for t in tiers}
-    current = by_code.get(account.tier, tiers[0])
-    higher = [t for t in tiers if tier_rank(t.code) > tier_rank(current.code)]
-    next_tier = higher[0] if higher else None
+    qualifying, current, next_tier = tier_standing(account, program, tiers, now=now)
     expiring = PointsAward.objects.filter(
         account=account,
         status=AwardStatus.AVAILABLE,
