@@ -73,7 +73,7 @@ def schema() -> dict:
     return SchemaGenerator().get_schema(request=None, public=True)
 
 
-def test_every_id_in_a_path_is_a_uuid(schema):
+def test_every_id_of_ours_in_a_path_is_a_uuid_and_a_crm_id_has_its_pattern(schema):
     ids = [
         parameter
         for operations in schema["paths"].values()
@@ -81,7 +81,10 @@ def test_every_id_in_a_path_is_a_uuid(schema):
         for parameter in operation.get("parameters", [])
         if parameter["in"] == "path"
     ]
-    assert ids and all(p["schema"] == {"type": "string", "format": "uuid"} for p in ids), ids
+    ours = [p for p in ids if p["name"] != "external_id"]
+    assert ours and all(p["schema"] == {"type": "string", "format": "uuid"} for p in ours), ours
+    crm = [p for p in ids if p["name"] == "external_id"]
+    assert crm and all(p["schema"].get("pattern") for p in crm), crm
 
 
 @pytest.mark.django_db
