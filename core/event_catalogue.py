@@ -34,6 +34,18 @@ _STAMP_REWARD = (
     "customer_id", "reward_id", "rule_id", "rule_name", "reward_description", "reward_sku", "stamps_per_card",
     "status", "issued_at", "reference",
 )  # fmt: skip
+# an overdue hold placed or released: the line's state, the hold and what is overdue
+_OVERDUE_HOLD = (
+    *_LINE,
+    "hold",
+    "previous_status",
+    "reason",
+    "overdue_amount",
+    "oldest_overdue_due_date",
+    "grace_days",
+    "changed_by",
+    "changed_at",
+)
 
 CATALOGUE: tuple[PublishedEvent, ...] = (
     # --- the first ten ----------------------------------------------------------------------------------------
@@ -172,32 +184,12 @@ CATALOGUE: tuple[PublishedEvent, ...] = (
     PublishedEvent(
         "credit.hold.placed",
         "the line goes on hold: charges overdue past the grace period (nightly run, reinstatement)",
-        (
-            *_LINE,
-            "hold",
-            "previous_status",
-            "reason",
-            "overdue_amount",
-            "oldest_overdue_due_date",
-            "grace_days",
-            "changed_by",
-            "changed_at",
-        ),
+        _OVERDUE_HOLD,
     ),
     PublishedEvent(
         "credit.hold.released",
         "an overdue hold ends: the overdue charges were paid (payment, nightly run)",
-        (
-            *_LINE,
-            "hold",
-            "previous_status",
-            "reason",
-            "overdue_amount",
-            "oldest_overdue_due_date",
-            "grace_days",
-            "changed_by",
-            "changed_at",
-        ),
+        _OVERDUE_HOLD,
     ),
     PublishedEvent(
         "credit.payment.recorded",
