@@ -181,3 +181,16 @@ def test_the_key_lives_where_only_the_owner_reads_it(attacker):
     with connection.cursor() as cursor:  # the Django connection is the app's role too
         cursor.execute("SELECT current_user")
         assert cursor.fetchone() == (settings.DATABASE_APP_ROLE,)
+
+
+@pytest.mark.django_db(transaction=False)
+def test_migrate_without_the_owner_role_is_refused_with_what_to_set(settings):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    settings.DATABASE_OWNER = None  # production sets no default
+    with pytest.raises(CommandError, match="DATABASE_OWNER_URL"):
+        call_command("migrate", "--check", verbosity=0)
+    with connection.cursor() as cursor:  # and the app's connection is still the app role's
+        cursor.execute("SELECT current_user")
+        assert cursor.fetchone() == (settings.DATABASE_APP_ROLE,)
