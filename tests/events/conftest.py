@@ -164,16 +164,21 @@ def customer_events_queue(broker: Broker) -> Iterator[str]:
 
 # --- the worker -------------------------------------------------------------------------------------------------
 def database_url_for_tests(*, owner: bool = False) -> str:
-    """The test database's URL, for the app's role (or the owner role: DDL, database settings)."""
+    """The test database's URL, for the app's role (or the owner role: DDL, database settings), made from the
+    parameters Django itself connects with: a TCP host, or the embedded server's socket directory (in the query,
+    as the launcher writes it)."""
     from django.conf import settings
     from django.db import connection
 
-    s = {**connection.settings_dict, **(settings.DATABASE_OWNER if owner else {})}
-    user = quote(s["USER"] or "", safe="")
-    password = quote(s["PASSWORD"] or "", safe="")
-    auth = f"{user}:{password}@" if password else f"{user}@"
-    host = s["HOST"] or "127.0.0.1"
-    return f"postgres://{auth}{host}:{s['PORT'] or 5432}/{s['NAME']}"
+    params = connection.get_connection_params()
+    user, password = params.get("user") or "", params.get("password") or ""
+    if owner:
+        user, password = settings.DATABASE_OWNER["USER"], settings.DATABASE_OWNER["PASSWORD"]
+    auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "") + "@"
+    host, port = str(params.get("host") or "127.0.0.1"), params.get("port") or 5432
+    if host.startswith("/"):
+        return f"postgres://{auth}/{params['dbname']}?host={quote(host, safe='')}&port={port}"
+    return f"postgres://{auth}{host}:{port}/{params['dbname']}"
 
 
 class Worker:
