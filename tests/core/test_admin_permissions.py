@@ -18,6 +18,18 @@ pytestmark = pytest.mark.django_db
 CREDIT_MANAGERS = "credit managers"  # the back-office role of customers/migrations/0003
 
 
+@pytest.fixture(autouse=True)
+def back_office_roles(db: Any) -> None:
+    """The groups the data migrations create (get_or_create: idempotent). A transactional test elsewhere empties
+    every table, groups too, and the suite reuses its database between runs (`--reuse-db`)."""
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("customers.migrations.0003_back_office_roles").create_roles(apps, None)
+    importlib.import_module("credit.migrations.0003_credit_managers_group").create_group(apps, None)
+
+
 @pytest.fixture
 def attacker(tenant_b: Any) -> User:
     user = User.objects.create_user("staff-b", password="pw", tenant=tenant_b, is_staff=True)
