@@ -202,6 +202,7 @@ CELERY_TIMEZONE = "UTC"
 # Intervals of the periodic tasks that run more often than nightly (the schedules below read them).
 OUTBOX_RELAY_INTERVAL_SECONDS = env_float("OUTBOX_RELAY_INTERVAL_SECONDS", 5.0)
 CREDIT_HOLD_EXPIRY_INTERVAL_SECONDS = env_float("CREDIT_HOLD_EXPIRY_INTERVAL_SECONDS", 300.0)
+LOYALTY_HOLD_EXPIRY_INTERVAL_SECONDS = env_float("LOYALTY_HOLD_EXPIRY_INTERVAL_SECONDS", 60.0)
 CELERY_BEAT_SCHEDULE: dict = {}
 # Each app declares its periodic tasks in `<app>/schedule.py` (no Django imports): a plain dict BEAT_SCHEDULE, or
 # beat_schedule(settings) when it needs a tunable declared here.
@@ -366,6 +367,9 @@ OUTBOX_RETENTION_DAYS = env_int("OUTBOX_RETENTION_DAYS", 7)
 CUSTOMER_CACHE_TTL = env_int("CUSTOMER_CACHE_TTL", 300)
 CREDIT_OVERDUE_GRACE_DAYS = env_int("CREDIT_OVERDUE_GRACE_DAYS", 7)
 CREDIT_HOLD_TTL_MINUTES = env_int("CREDIT_HOLD_TTL_MINUTES", 60)
+# Points held for a sale between the quote and the payment: default and longest life of a hold.
+LOYALTY_HOLD_TTL_SECONDS = env_int("LOYALTY_HOLD_TTL_SECONDS", 300)
+LOYALTY_HOLD_MAX_SECONDS = env_int("LOYALTY_HOLD_MAX_SECONDS", 86_400)
 SEGMENTATION_LOCAL_HOUR = env_int("SEGMENTATION_LOCAL_HOUR", 3)  # local hour of each tenant's nightly RFM run
 SEGMENTATION_WORK_MEM = env("SEGMENTATION_WORK_MEM", "256MB")  # PostgreSQL work_mem of the RFM statement
 SEGMENTATION_CACHE_BULK_THRESHOLD = env_int("SEGMENTATION_CACHE_BULK_THRESHOLD", 1000)

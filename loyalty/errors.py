@@ -90,3 +90,20 @@ class StampRuleNotFound(NotFound):
 class StampRewardNotFound(NotFound):
     code = "stamp_reward_not_found"
     message = gettext_noop("No such stamp reward.")
+
+
+class PointsHoldNotFound(NotFound):
+    code = "points_hold_not_found"
+    message = gettext_noop("No such points hold.")
+
+
+class PointsHoldNotActive(Conflict):
+    code = "points_hold_not_active"
+    message = gettext_noop("The points hold has already ended (committed or released).")
+
+
+class PointsHoldExpired(Conflict):
+    code = "points_hold_expired"
+    message = gettext_noop(
+        "The points hold expired and its points are no longer available; quote and hold again."
+    )

@@ -220,6 +220,15 @@ class LoyaltyAccount(TenantOwned):
     next_expiry_at = models.DateTimeField(
         null=True, blank=True, help_text="No award with points left expires before this; empty: none will."
     )
+    # Points reserved for sales not yet paid (`PointsHold`): a redemption may spend only available - held_points.
+    # Kept here, under the account lock, so that availability is this one row; not bounded by `available` (a
+    # return may take back points that are held: the hold's commit is then refused).
+    held_points = models.BigIntegerField(
+        default=0, db_default=0, help_text="Points held for sales not yet committed."
+    )
+    next_hold_expiry_at = models.DateTimeField(
+        null=True, blank=True, help_text="No held hold expires before this; empty: none held."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -234,6 +243,7 @@ class LoyaltyAccount(TenantOwned):
                 name="loyalty_account_available_non_negative",
             ),
             models.CheckConstraint(condition=Q(pending__gte=0), name="loyalty_account_pending_non_negative"),
+            models.CheckConstraint(condition=Q(held_points__gte=0), name="loyalty_account_held_non_negative"),
             models.CheckConstraint(
                 condition=Q(lifetime_earned__gte=0)
                 & Q(redeemed__gte=0)
@@ -266,6 +276,7 @@ class LoyaltyAccount(TenantOwned):
 class OperationKind(models.TextChoices):
     EARN = "earn", "Earn"
     REDEEM = "redeem", "Redeem"
+    HOLD = "hold", "Hold points for a sale"
     REVERSE = "reverse", "Reverse a purchase"
     ADJUST = "adjust", "Adjust"
     STAMPS = "stamps", "Add stamps"
@@ -607,3 +618,64 @@ class StampReward(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.rule_id}: {self.status}"
+
+
+class HoldStatus(models.TextChoices):
+    HELD = "held", "Held"
+    COMMITTED = "committed", "Committed (redeemed)"
+    RELEASED = "released", "Released"
+    EXPIRED = "expired", "Expired"
+
+
+class PointsHold(TenantOwned):
+    """Points reserved for one sale between the quote and the payment: committed (redeemed, exactly these points),
+    released, or expired. While held they count in the account's `held_points`; only the services change either,
+    under the account's lock."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(LoyaltyAccount, on_delete=models.PROTECT, related_name="holds")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="loyalty_holds")
+    operation = models.ForeignKey(
+        IdempotencyRecord, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    idempotency_key = models.CharField(max_length=200)
+    points = models.BigIntegerField()
+    reference = models.CharField(
+        max_length=100, blank=True, help_text="The sale: POS transaction or order id."
+    )
+    purchase_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    discount_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=HoldStatus.choices, default=HoldStatus.HELD)
+    expires_at = models.DateTimeField()
+    redemption = models.OneToOneField(
+        LoyaltyTransaction,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="hold",
+        help_text="The redemption its commit wrote.",
+    )
+    source = models.CharField(max_length=32, blank=True)
+    actor = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(points__gt=0), name="loyalty_hold_points_positive"),
+            models.CheckConstraint(
+                condition=Q(redemption__isnull=True) | Q(status="committed"),
+                name="loyalty_hold_redemption_only_committed",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "expires_at"], name="loyalty_hold_expiry_idx", condition=Q(status="held")
+            ),
+            models.Index(fields=["account", "status"], name="loyalty_hold_account_idx"),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Hold of {self.points} points ({self.status})"

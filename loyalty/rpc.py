@@ -1,4 +1,5 @@
-"""gRPC door of loyalty: `AddLoyaltyPoints` and `RedeemLoyaltyPoints`. Proto -> kwargs -> service -> proto."""
+"""gRPC door of loyalty: `AddLoyaltyPoints`, `RedeemLoyaltyPoints` and the redemption holds (`HoldLoyaltyPoints`,
+`CommitLoyaltyPointsHold`, `ReleaseLoyaltyPointsHold`). Proto -> kwargs -> service -> proto."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from core.money import money_str
 from core.rpc import RpcCall, amount_field, points_field, rpc_method, text_field, uuid_field
 from customers.selectors import customer_get
 from loyalty.errors import InvalidEarnRequest
-from loyalty.services import LoyaltyResult, points_earn, points_redeem
+from loyalty.services import (
+    HoldResult,
+    LoyaltyResult,
+    points_earn,
+    points_hold_commit,
+    points_hold_place,
+    points_hold_release,
+    points_redeem,
+)
 from zenlogic.customer.v1 import customer_service_pb2 as pb
 
 MAX_KEY_LENGTH = 200
@@ -27,6 +36,22 @@ def loyalty_result_message(result: LoyaltyResult) -> pb.LoyaltyPointsResult:
         tier=str(result.tier),
         previous_tier=str(result.previous_tier),
         tier_changed=result.tier_changed,
+    )
+
+
+def hold_message(result: HoldResult) -> pb.LoyaltyPointsHold:
+    return pb.LoyaltyPointsHold(
+        hold_id=str(result.hold_id),
+        status=result.status,
+        points=result.points,
+        reference=result.reference,
+        discount_amount=money_str(result.discount_amount),
+        currency=result.currency,
+        expires_at=result.expires_at.isoformat().replace("+00:00", "Z"),
+        points_balance=result.points_balance,
+        held_points=result.held_points,
+        available_points=result.available_points,
+        purchase_amount=money_str(result.purchase_amount) if result.purchase_amount is not None else "",
     )
 
 
@@ -95,3 +120,48 @@ class LoyaltyRpc:
             source="grpc",
         )
         return loyalty_result_message(result)
+
+    @rpc_method(scopes=["loyalty:write"])
+    def HoldLoyaltyPoints(self, request: pb.HoldLoyaltyPointsRequest, call: RpcCall) -> pb.LoyaltyPointsHold:
+        customer_id = uuid_field(request.customer_id)
+        key = text_field(
+            request.idempotency_key, field="idempotency_key", max_length=MAX_KEY_LENGTH, required=True
+        )
+        result = points_hold_place(
+            customer=customer_get(customer_id),
+            idempotency_key=key,
+            points=points_field(request.points),
+            reference=text_field(request.reference, field="reference", max_length=MAX_REFERENCE_LENGTH),
+            purchase_amount=amount_field(request.purchase_amount, field="purchase_amount")
+            if request.purchase_amount.strip()
+            else None,
+            ttl_seconds=request.ttl_seconds if request.HasField("ttl_seconds") else None,
+            source="grpc",
+            actor=call.actor,
+        )
+        return hold_message(result)
+
+    @rpc_method(scopes=["loyalty:write"])
+    def CommitLoyaltyPointsHold(
+        self, request: pb.CommitLoyaltyPointsHoldRequest, call: RpcCall
+    ) -> pb.LoyaltyPointsResult:
+        customer_id = uuid_field(request.customer_id)
+        hold_id = uuid_field(request.hold_id, field="hold_id")
+        result = points_hold_commit(
+            customer=customer_get(customer_id), hold_id=hold_id, source="grpc", actor=call.actor
+        )
+        assert result.redemption is not None  # a commit always answers its redemption
+        message = loyalty_result_message(result.redemption)
+        message.hold_id = str(result.hold_id)
+        return message
+
+    @rpc_method(scopes=["loyalty:write"])
+    def ReleaseLoyaltyPointsHold(
+        self, request: pb.ReleaseLoyaltyPointsHoldRequest, call: RpcCall
+    ) -> pb.LoyaltyPointsHold:
+        customer_id = uuid_field(request.customer_id)
+        hold_id = uuid_field(request.hold_id, field="hold_id")
+        result = points_hold_release(
+            customer=customer_get(customer_id), hold_id=hold_id, source="grpc", actor=call.actor
+        )
+        return hold_message(result)

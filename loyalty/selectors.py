@@ -22,11 +22,13 @@ from loyalty.errors import StampRuleNotFound
 from loyalty.models import (
     DEFAULT_TIERS,
     AwardStatus,
+    HoldStatus,
     LoyaltyAccount,
     LoyaltyProgram,
     LoyaltyTier,
     LoyaltyTransaction,
     PointsAward,
+    PointsHold,
     StampCard,
     StampReward,
     StampRewardStatus,
@@ -122,6 +124,33 @@ def spendable_points(account: LoyaltyAccount, *, now: datetime) -> int:
             or 0
         )
     return account.available + int(releasing) - int(expiring)
+
+
+def held_points(account: LoyaltyAccount, *, now: datetime) -> int:
+    """The points held for sales as a service would see them now (holds past their time no longer count); one
+    row read unless a hold is due to expire."""
+    if not account.held_points or account.next_hold_expiry_at is None or account.next_hold_expiry_at > now:
+        return account.held_points
+    live = PointsHold.objects.filter(account=account, status=HoldStatus.HELD, expires_at__gt=now)
+    return int(live.aggregate(s=Sum("points"))["s"] or 0)
+
+
+def hold_get(customer: Customer, hold_id: UUID) -> PointsHold | None:
+    return PointsHold.objects.filter(pk=hold_id, customer_id=customer.pk).first()
+
+
+def holds_for(customer: Customer, *, status: str | None = None) -> QuerySet[PointsHold]:
+    holds = PointsHold.objects.filter(customer_id=customer.pk)
+    return holds.filter(status=status) if status else holds
+
+
+def customers_with_holds_expired(*, now: datetime) -> list[UUID]:
+    return list(
+        PointsHold.objects.filter(status=HoldStatus.HELD, expires_at__lte=now)
+        .values_list("customer_id", flat=True)
+        .order_by("customer_id")
+        .distinct()
+    )
 
 
 @dataclass(frozen=True)

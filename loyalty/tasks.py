@@ -57,3 +57,13 @@ def review_tiers() -> dict[str, dict[str, int]]:
     return _each_due_customer(
         "tier review", selectors.customers_due_for_review, lambda c: services.tier_review(customer=c)
     )
+
+
+@shared_task(name="loyalty.expire_holds", ignore_result=True)
+def expire_holds() -> dict[str, dict[str, int]]:
+    """Give back the points of holds past their time, for accounts no operation touched since."""
+    return _each_due_customer(
+        "hold expiry",
+        selectors.customers_with_holds_expired,
+        lambda c: services.points_holds_expire(customer=c),
+    )

@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from loyalty import api
+from loyalty import api, holds_api
 
 # Trailing slashes are optional, so that a POST never meets a redirect.
 CUSTOMER = r"^customers/(?P<customer_id>[^/]+)/loyalty"
@@ -13,6 +13,17 @@ urlpatterns = [
     re_path(rf"{CUSTOMER}/earn/?$", api.EarnView.as_view(), name="loyalty-earn"),
     re_path(rf"{CUSTOMER}/redeem/quote/?$", api.QuoteView.as_view(), name="loyalty-redeem-quote"),
     re_path(rf"{CUSTOMER}/redeem/?$", api.RedeemView.as_view(), name="loyalty-redeem"),
+    re_path(rf"{CUSTOMER}/holds/?$", holds_api.HoldListView.as_view(), name="loyalty-holds"),
+    re_path(
+        rf"{CUSTOMER}/holds/(?P<hold_id>[^/]+)/commit/?$",
+        holds_api.HoldCommitView.as_view(),
+        name="loyalty-hold-commit",
+    ),
+    re_path(
+        rf"{CUSTOMER}/holds/(?P<hold_id>[^/]+)/release/?$",
+        holds_api.HoldReleaseView.as_view(),
+        name="loyalty-hold-release",
+    ),
     re_path(rf"{CUSTOMER}/reverse/?$", api.ReverseView.as_view(), name="loyalty-reverse"),
     re_path(rf"{CUSTOMER}/adjust/?$", api.AdjustView.as_view(), name="loyalty-adjust"),
     re_path(rf"{CUSTOMER}/stamps/?$", api.StampsView.as_view(), name="loyalty-stamps"),

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from core import clock
-from core.errors import InvalidInput
+from core.holds import hold_expiry
 from core.money import check_currency, parse_amount
 from core.tenancy import require_tenant_slug, tenant_cached
 from credit.errors import (
@@ -135,13 +135,9 @@ def credit_hold_place(
     tenant = tenant_cached(customer.tenant_id)
     currency = check_currency(currency, tenant_currency=tenant.currency)
     now = clock.now()
-    expires = expires_at or now + hold_ttl()
-    if expires <= now or expires > now + timedelta(days=MAX_HOLD_DAYS):
-        raise InvalidInput(
-            f"expires_at must be in the future and within {MAX_HOLD_DAYS} days.",
-            code="invalid_hold_expiry",
-            field="expires_at",
-        )
+    expires = hold_expiry(
+        now=now, default=hold_ttl(), longest=timedelta(days=MAX_HOLD_DAYS), expires_at=expires_at
+    )
     payload = {
         "customer_id": str(customer.pk),
         "order_id": order_id,

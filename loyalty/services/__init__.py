@@ -10,12 +10,21 @@ How a change stays exact under retries and concurrency:
   order.
 - Each service first "matures" the account (releases pending awards whose return window passed, expires awards
   whose date passed), so what it sees does not depend on when the nightly jobs last ran.
+- Points held for a sale (`holds`) are counted on the account (`held_points`, under the same lock) and are not
+  available to any other redemption; a commit redeems them through the ordinary redeem.
 - The database checks what must hold anyway: buckets add up, available >= 0 unless the program allows negative
   balances, an award's remaining stays within 0..points, the ledger is append-only.
 """
 
 from __future__ import annotations
 
+from loyalty.services.holds import (
+    commit_key,
+    points_hold_commit,
+    points_hold_place,
+    points_hold_release,
+    points_holds_expire,
+)
 from loyalty.services.inputs import (
     MAX_ITEM_QUANTITY,
     MAX_MIN_REDEMPTION_POINTS,
@@ -40,7 +49,7 @@ from loyalty.services.program import (
     validate_program,
     validate_tiers,
 )
-from loyalty.services.results import LoyaltyResult, ReversalResult, StampResult
+from loyalty.services.results import HoldResult, LoyaltyResult, ReversalResult, StampResult
 from loyalty.services.reversals import points_reverse
 from loyalty.services.stamps import stamp_reward_redeem, stamp_rule_save, stamps_add
 from loyalty.services.tier_reviews import tier_override_clear, tier_override_set, tier_review
@@ -53,13 +62,19 @@ __all__ = [
     "MAX_REDEMPTION_POINTS_PER_UNIT",
     "MAX_STAMPS",
     "PROGRAM_FIELDS",
+    "HoldResult",
     "LoyaltyResult",
     "ReversalResult",
     "StampResult",
     "account_sync_negative_policy",
+    "commit_key",
     "points_adjust",
     "points_earn",
     "points_expire",
+    "points_hold_commit",
+    "points_hold_place",
+    "points_hold_release",
+    "points_holds_expire",
     "points_redeem",
     "points_release_pending",
     "points_reverse",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+
+from django.conf import settings
 
 from core.errors import InvalidInput
 from loyalty.errors import (
@@ -24,6 +27,16 @@ MAX_REDEMPTION_POINTS_PER_UNIT = 1_000_000
 
 
 MAX_MIN_REDEMPTION_POINTS = 1_000_000_000
+
+
+def hold_ttl() -> timedelta:
+    """How long a points hold lives when the caller gives no ttl (setting LOYALTY_HOLD_TTL_SECONDS)."""
+    return timedelta(seconds=int(settings.LOYALTY_HOLD_TTL_SECONDS))
+
+
+def hold_longest() -> timedelta:
+    """The longest a points hold may live (setting LOYALTY_HOLD_MAX_SECONDS)."""
+    return timedelta(seconds=int(settings.LOYALTY_HOLD_MAX_SECONDS))
 
 
 _WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")

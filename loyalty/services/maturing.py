@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Min
+from django.db.models import Min, Sum
 
 from core import clock
 from core.models import IdempotencyRecord
@@ -13,9 +13,11 @@ from loyalty.calculations import add_months
 from loyalty.models import (
     TIER_ORDER,
     AwardStatus,
+    HoldStatus,
     LoyaltyAccount,
     LoyaltyProgram,
     PointsAward,
+    PointsHold,
     TransactionType,
 )
 from loyalty.services.ledger import (
@@ -104,6 +106,7 @@ def _policy_agrees(program: LoyaltyProgram, account: LoyaltyAccount) -> bool:
 def _mature(ctx: _Ctx) -> tuple[int, int]:
     """Bring the account up to the clock: release, expire, and apply the tier the released points reach (or the
     end of an override). Returns (points released, points expired); the caller's `_finish` records the events."""
+    _expire_holds_due(ctx)
     released = _release_due(ctx)
     expired = _expire_due(ctx)
     account = ctx.account
@@ -203,3 +206,23 @@ def _expire_due(ctx: _Ctx) -> int:
     )
     customer_cache_invalidate(tenant_id=ctx.account.tenant_id, customer_id=ctx.account.customer_id)
     return total
+
+
+def _expire_holds_due(ctx: _Ctx) -> int:
+    """Holds past their time give their points back (lazily, by whichever operation locks the account first, so
+    availability never waits for the periodic job). Returns how many holds expired."""
+    account = ctx.account
+    if (
+        not account.held_points
+        or account.next_hold_expiry_at is None
+        or account.next_hold_expiry_at > ctx.now
+    ):
+        return 0  # the common case: no query
+    held = PointsHold.objects.filter(account=account, status=HoldStatus.HELD)
+    expired = held.filter(expires_at__lte=ctx.now).update(status=HoldStatus.EXPIRED, ended_at=ctx.now)
+    # summed again from the rows still held: the cached total heals instead of drifting
+    left = held.aggregate(points=Sum("points"), next=Min("expires_at"))
+    account.held_points = int(left["points"] or 0)
+    account.next_hold_expiry_at = left["next"]
+    account.save(update_fields=["held_points", "next_hold_expiry_at", "updated_at"])
+    return expired

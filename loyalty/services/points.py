@@ -35,6 +35,7 @@ from loyalty.models import (
     TransactionType,
 )
 from loyalty.selectors import (
+    held_points,
     program_get,
     program_tiers,
     spendable_points,
@@ -236,8 +237,12 @@ def points_redeem(
     if dry_run:
         program = program_get(customer.tenant_id)
         account = LoyaltyAccount.objects.filter(customer_id=customer.pk).first()
-        available = spendable_points(account, now=clock.now()) if account else 0
-        _check_redemption(program, points, available, amount)
+        now = clock.now()
+        available = spendable_points(account, now=now) if account else 0
+        # points held for other sales are not there to spend (`services.holds`)
+        _check_redemption(
+            program, points, available - (held_points(account, now=now) if account else 0), amount
+        )
         tier = account.tier if account else program_tiers(program)[0].code
         return LoyaltyResult(
             transaction_id=None,
@@ -260,7 +265,7 @@ def points_redeem(
     def work(operation: IdempotencyRecord) -> dict[str, Any]:
         ctx = _lock(customer, actor=actor, source=source, operation=operation)
         ctx.currency = tenant_currency
-        _check_redemption(ctx.program, points, ctx.account.available, amount)
+        _check_redemption(ctx.program, points, ctx.account.available - ctx.account.held_points, amount)
         discount = discount_for(points, points_per_unit=ctx.program.redemption_points_per_unit)
         txn = _new_txn(
             ctx,

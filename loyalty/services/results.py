@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -112,3 +113,61 @@ class StampResult:
     @classmethod
     def from_json(cls, data: dict[str, Any], *, replayed: bool) -> StampResult:
         return cls(**{**data, "rewards_issued": list(data["rewards_issued"]), "replayed": replayed})
+
+
+@dataclass(frozen=True)
+class HoldResult:
+    """A points hold as placed, committed or released; `redemption` is the redeem its commit wrote.
+
+    `points_balance` is the account's balance (held points included), `held_points` what all its holds keep,
+    `available_points` what another redemption may still spend (balance - held)."""
+
+    hold_id: UUID
+    status: str
+    points: int
+    reference: str
+    purchase_amount: Decimal | None
+    discount_amount: Decimal
+    currency: str
+    expires_at: datetime
+    points_balance: int
+    held_points: int
+    available_points: int
+    redemption: LoyaltyResult | None = None
+    replayed: bool = False
+
+    @property
+    def transaction_id(self) -> UUID | None:
+        return self.redemption.transaction_id if self.redemption else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "hold_id": str(self.hold_id),
+            "status": self.status,
+            "points": self.points,
+            "reference": self.reference,
+            "purchase_amount": None if self.purchase_amount is None else str(self.purchase_amount),
+            "discount_amount": str(self.discount_amount),
+            "currency": self.currency,
+            "expires_at": self.expires_at.isoformat(),
+            "points_balance": self.points_balance,
+            "held_points": self.held_points,
+            "available_points": self.available_points,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, replayed: bool) -> HoldResult:
+        return cls(
+            hold_id=UUID(data["hold_id"]),
+            status=data["status"],
+            points=int(data["points"]),
+            reference=data["reference"],
+            purchase_amount=None if data["purchase_amount"] is None else Decimal(data["purchase_amount"]),
+            discount_amount=Decimal(data["discount_amount"]),
+            currency=data["currency"],
+            expires_at=datetime.fromisoformat(data["expires_at"]),
+            points_balance=int(data["points_balance"]),
+            held_points=int(data["held_points"]),
+            available_points=int(data["available_points"]),
+            replayed=replayed,
+        )

@@ -12,10 +12,12 @@ from loyalty.calculations import add_months
 from loyalty.models import (
     AwardAllocation,
     AwardStatus,
+    HoldStatus,
     LoyaltyAccount,
     LoyaltyProgram,
     LoyaltyTransaction,
     PointsAward,
+    PointsHold,
     StampCard,
     StampEntry,
     StampEntryKind,
@@ -102,6 +104,19 @@ def ledger_problems(account: LoyaltyAccount) -> list[str]:
     ]
     if next_expiry is not None and (account.next_expiry_at is None or account.next_expiry_at > next_expiry):
         problems.append(f"next_expiry_at {account.next_expiry_at} is after an award's expiry {next_expiry}")
+    # The held total is the sum of the holds still held; its next expiry a lower bound of theirs.
+    holds = PointsHold.objects.filter(account=account, status=HoldStatus.HELD)
+    if account.held_points != _sum(holds):
+        problems.append(f"held_points {account.held_points} != holds held {_sum(holds)}")
+    next_hold = holds.aggregate(m=Min("expires_at"))["m"]
+    if next_hold is not None and (
+        account.next_hold_expiry_at is None or account.next_hold_expiry_at > next_hold
+    ):
+        problems.append(f"next_hold_expiry_at {account.next_hold_expiry_at} is after a hold's {next_hold}")
+    committed = PointsHold.objects.filter(account=account, status=HoldStatus.COMMITTED)
+    for hold in committed.select_related("redemption"):
+        if hold.redemption is None or hold.redemption.points != hold.points:
+            problems.append(f"hold {hold.pk}: committed without a redemption of its {hold.points} points")
     if account.tier != (account.tier_override or account.earned_tier):
         problems.append(f"tier {account.tier} is neither the override nor the earned tier")
     return problems
