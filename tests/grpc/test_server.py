@@ -32,6 +32,21 @@ METHODS = [
         "loyalty:write",
     ),
     (
+        "HoldLoyaltyPoints",
+        pb.HoldLoyaltyPointsRequest(customer_id=ANY_ID, idempotency_key="k", points=1),
+        "loyalty:write",
+    ),
+    (
+        "CommitLoyaltyPointsHold",
+        pb.CommitLoyaltyPointsHoldRequest(customer_id=ANY_ID, hold_id=ANY_ID),
+        "loyalty:write",
+    ),
+    (
+        "ReleaseLoyaltyPointsHold",
+        pb.ReleaseLoyaltyPointsHoldRequest(customer_id=ANY_ID, hold_id=ANY_ID),
+        "loyalty:write",
+    ),
+    (
         "CheckCreditAvailability",
         pb.CheckCreditAvailabilityRequest(customer_id=ANY_ID, amount="10"),
         "credit:read",
