@@ -42,7 +42,7 @@ MAX_MESSAGE_BYTES = 1024 * 1024  # requests are small; bigger ones are refused b
 
 
 class CustomerService(CustomerRpc, LoyaltyRpc, CreditRpc, SegmentationRpc):
-    """The contract's six methods, one servicer per app combined."""
+    """The contract's methods, one servicer per app combined."""
 
     rpc_service_name = SERVICE_NAME
 
