@@ -29,14 +29,14 @@ class TtlSecondsField(PointsField):
     """Seconds the hold lives, handed to the service untouched (which answers `invalid_hold_expiry`)."""
 
 
-class HoldInput(StrictInput):
+class PointsHoldInput(StrictInput):
     points = PositivePointsField()
     reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     purchase_amount = AmountStringField(required=False, allow_null=True)
     ttl_seconds = TtlSecondsField(required=False, allow_null=True, help_text="Default 300 (five minutes).")
 
 
-class HoldOutput(serializers.Serializer):
+class PointsHoldOutput(serializers.Serializer):
     hold_id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=HoldStatus.choices)
     points = serializers.IntegerField()
@@ -56,7 +56,7 @@ class HoldOutput(serializers.Serializer):
 
 
 def _body(result: services.HoldResult) -> dict[str, Any]:
-    return dict(HoldOutput(result).data)
+    return dict(PointsHoldOutput(result).data)
 
 
 class HoldListView(TenantAPIView):
@@ -64,8 +64,8 @@ class HoldListView(TenantAPIView):
 
     @extend_schema(
         parameters=[IDEMPOTENCY_KEY],
-        request=HoldInput,
-        responses={201: HoldOutput},
+        request=PointsHoldInput,
+        responses={201: PointsHoldOutput},
         description="Hold points for a sale until it is paid (commit) or abandoned (release), at most "
         "`ttl_seconds` (default 300); held points are not available to other redemptions. Refused as a "
         "redemption would be (409 insufficient_points, ...). Needs an Idempotency-Key header.",
@@ -73,7 +73,7 @@ class HoldListView(TenantAPIView):
     def post(self, request: Request, customer_id: str) -> Response:
         key = idempotency_key_from(request)
         customer = customer_get(customer_id)
-        data = HoldInput(data=request.data)
+        data = PointsHoldInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         result = services.points_hold_place(
@@ -94,7 +94,7 @@ class HoldCommitView(TenantAPIView):
 
     @extend_schema(
         request=None,
-        responses=HoldOutput,
+        responses=PointsHoldOutput,
         description="Redeem exactly the held points (the sale is paid). Committing again answers the same "
         "redemption (`Idempotent-Replayed: true`). An expired hold commits while its points are still available, "
         "else 409 points_hold_expired; a released hold is 409 points_hold_not_active.",
@@ -111,7 +111,7 @@ class HoldReleaseView(TenantAPIView):
 
     @extend_schema(
         request=None,
-        responses=HoldOutput,
+        responses=PointsHoldOutput,
         description="Give the held points back (the sale was abandoned). Releasing a released or expired hold "
         "again changes nothing; a committed hold is 409 points_hold_not_active.",
     )

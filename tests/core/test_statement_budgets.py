@@ -28,6 +28,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 EARN_BUDGET = 8  # was 21, then 13; the goal was 10
 # as the earn, plus the awards drawn on (read before the one write, which also updates them and allocates)
 REDEEM_BUDGET = 9  # was 22, then 14; goal 10
+# BEGIN, settings, customer, claim, the account lock, one write (the hold and the account's held total), the claim's
+# result, COMMIT
+HOLD_BUDGET = 8
 # BEGIN, settings, customer, claim, the line lock, the order's charge, the line's expired holds and the order's
 # hold (one read), one write (charge, line, ledger, event), the claim's result, COMMIT
 CREDIT_USE_BUDGET = 10  # was 24, then 16; goal 10
@@ -118,6 +121,54 @@ def test_a_redeem_stays_within_its_budget(customer_a):
     assert sql[0] == "BEGIN" and sql[-1] == "COMMIT", _report(sql)
     assert len(sql) <= REDEEM_BUDGET, _report(sql)
     assert redeem().points_balance == 10_000 - 4 * 100
+
+
+def test_a_redeem_on_an_account_with_points_held_stays_within_its_budget(customer_a):
+    """Availability is the account row (balance - held_points): held points cost a redemption no statement."""
+    from customers.selectors import customer_get
+    from loyalty.services import points_earn, points_hold_place, points_redeem
+
+    with tenant_context(customer_a.tenant_id):
+        points_earn(customer=customer_a, idempotency_key="seed", points=10_000, source="grpc", actor="till")
+        points_hold_place(customer=customer_a, idempotency_key="sale-1", points=3_000, source="grpc")
+
+    def redeem() -> Any:
+        with tenant_context(customer_a.tenant_id):
+            return points_redeem(
+                customer=customer_get(customer_a.pk),
+                idempotency_key=uuid.uuid4().hex,
+                points=100,
+                source="grpc",
+                actor="till",
+            )
+
+    redeem(), redeem()
+    sql = _counted(redeem)
+    assert len(sql) <= REDEEM_BUDGET, _report(sql)
+    assert not [s for s in sql if "loyalty_pointshold" in s], _report(sql)
+
+
+def test_a_hold_stays_within_its_budget(customer_a):
+    from customers.selectors import customer_get
+    from loyalty.services import points_earn, points_hold_place
+
+    with tenant_context(customer_a.tenant_id):
+        points_earn(customer=customer_a, idempotency_key="seed", points=10_000, source="grpc", actor="till")
+
+    def hold() -> Any:
+        with tenant_context(customer_a.tenant_id):
+            return points_hold_place(
+                customer=customer_get(customer_a.pk),
+                idempotency_key=uuid.uuid4().hex,
+                points=100,
+                source="grpc",
+            )
+
+    hold(), hold()
+    sql = _counted(hold)
+    assert sql[0] == "BEGIN" and sql[-1] == "COMMIT", _report(sql)
+    assert len(sql) <= HOLD_BUDGET, _report(sql)
+    assert hold().available_points == 10_000 - 4 * 100
 
 
 def test_a_credit_use_stays_within_its_budget(tenant_a):
