@@ -22,7 +22,6 @@ from credit.errors import (
     CreditChargeNotFound,
     CreditLimitExceeded,
     CreditLineNotActive,
-    CreditLineNotFound,
     CreditOnHold,
     InvalidOrderId,
 )
@@ -57,14 +56,28 @@ from credit.services.results import CreditAvailability, CreditUsageResult
 from customers.errors import CustomerBlocked
 from customers.models import Customer, CustomerStatus
 
+# The reason `credit_check` gives for a customer that has no credit line at all.
+NO_CREDIT_LINE = "no_credit_line"
+
 
 # --- Check and use ---------------------------------------------------------------------------------------------------
 def credit_check(*, customer: Customer, amount: Decimal) -> CreditAvailability:
-    """Would `amount` fit right now? Changes nothing; `credit_use` checks again under the line's lock."""
+    """Would `amount` fit right now? Changes nothing; `credit_use` checks again under the line's lock. A customer
+    without a credit line is an answer (`no_credit_line`), not "not found": the caller asked whether it may sell
+    on credit, and the answer is no."""
     amount = parse_amount(amount)
     line = credit_line_current(customer)
     if line is None:
-        raise CreditLineNotFound(customer_id=str(customer.pk))
+        return CreditAvailability(
+            available=False,
+            credit_limit=ZERO,
+            used=ZERO,
+            available_amount=ZERO,
+            currency=tenant_cached(customer.tenant_id).currency,
+            status="",
+            payment_terms_days=0,
+            reason=NO_CREDIT_LINE,
+        )
     reason = ""
     if customer.status == CustomerStatus.BLOCKED:
         reason = CustomerBlocked.code

@@ -179,8 +179,14 @@ def test_check_of_a_request_and_of_a_customer_without_a_line(business_a, custome
             "requested",
             "credit_line_not_active",
         )
-        with pytest.raises(CreditLineNotFound):
-            services.credit_check(customer=customer_a, amount=D("1"))
+        # No line is an answer ("may not buy on credit"), not "not found".
+        none = services.credit_check(customer=customer_a, amount=D("1"))
+        assert (none.available, none.status, none.reason, none.credit_limit) == (
+            False,
+            "",
+            "no_credit_line",
+            D("0"),
+        )
         with pytest.raises(InvalidAmount):
             services.credit_check(customer=business_a, amount=D("-1"))
 

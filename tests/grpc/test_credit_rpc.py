@@ -57,6 +57,23 @@ def test_check_credit_availability(grpc_a, business):
     assert too_much.available is False and too_much.reason == "credit_limit_exceeded"
 
 
+def test_a_customer_without_a_credit_line_is_an_answer_and_an_unknown_customer_not_found(grpc_a, tenant_a):
+    """Pricing asks "may this customer buy on credit?": no line is a no, with the reason; NOT_FOUND is only for
+    a customer that does not exist."""
+    without = BusinessCustomerFactory(tenant=tenant_a)
+    answer = grpc_a.CheckCreditAvailability(
+        pb.CheckCreditAvailabilityRequest(customer_id=str(without.id), amount="10")
+    )
+    assert (answer.available, answer.reason, answer.status) == (False, "no_credit_line", "")
+    assert {Decimal(answer.credit_limit), Decimal(answer.used), Decimal(answer.available_amount)} == {0}
+    assert answer.currency == "CLP"
+    unknown = grpc_a.fails(
+        "CheckCreditAvailability",
+        pb.CheckCreditAvailabilityRequest(customer_id=str(uuid.uuid4()), amount="10"),
+    )
+    assert (unknown.code, unknown.error_code) == (grpc.StatusCode.NOT_FOUND, "customer_not_found")
+
+
 def test_use_credit_limit_charges_the_order(grpc_a, business):
     from django.utils import timezone
 
@@ -128,14 +145,11 @@ def test_business_refusals_are_failed_precondition(grpc_a, business, tenant_a):
     assert (check.available, check.reason, check.status) == (False, "credit_line_not_active", "suspended")
 
 
-def test_a_customer_without_a_line_and_another_tenants_customer_are_not_found(
-    grpc_a, grpc_b, tenant_a, business
-):
+def test_a_use_without_a_line_and_another_tenants_customer_are_not_found(grpc_a, grpc_b, tenant_a, business):
     no_line = BusinessCustomerFactory(tenant=tenant_a)
-    failure = grpc_a.fails(
-        "CheckCreditAvailability", pb.CheckCreditAvailabilityRequest(customer_id=str(no_line.id), amount="1")
-    )
-    assert failure.code == grpc.StatusCode.NOT_FOUND
+    # the check answers (no_credit_line, above); charging a line that does not exist is not found
+    failure = grpc_a.fails("UseCreditLimit", use(no_line, "1.00", "order-n", key="n"))
+    assert (failure.code, failure.error_code) == (grpc.StatusCode.NOT_FOUND, "credit_line_not_found")
     for method, request in [
         (
             "CheckCreditAvailability",
