@@ -10,8 +10,10 @@ import logging
 
 from core.errors import Conflict, IdempotencyKeyReused, NotFound
 from core.events import EventContext, event_handler
+from customers.errors import CustomerBlocked
 from customers.handlers import ORDER as PURCHASE_RECORDED
 from customers.handlers import PurchaseFact
+from customers.models import CustomerStatus
 from loyalty.services import points_earn
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,16 @@ def purchase_earn(context: EventContext) -> str:
     purchase: PurchaseFact = context.facts["purchase"]
     if purchase.customer is None or purchase.total <= 0:
         return ""
+    if purchase.customer.status == CustomerStatus.BLOCKED:
+        # The sale happened and stays recorded (history, metrics); a blocked customer earns nothing from it.
+        logger.warning(
+            "Event %s: points not earned for %s %s: %s",
+            context.envelope.event_id,
+            purchase.source,
+            purchase.source_id,
+            CustomerBlocked.code,
+        )
+        return f"; points_skipped:{CustomerBlocked.code}"
     try:
         points_earn(
             customer=purchase.customer,

@@ -10,6 +10,8 @@ from typing import Any
 from django.conf import settings
 
 from core.errors import InvalidInput
+from customers.errors import CustomerBlocked
+from customers.models import Customer, CustomerStatus
 from loyalty.errors import (
     InvalidPoints,
 )
@@ -43,6 +45,14 @@ _WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
 
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+# --- The customer's standing ---------------------------------------------------------------------------------
+def _refuse_blocked(customer: Customer) -> None:
+    """A blocked customer neither earns nor redeems (points nor stamps). Read from the customer row the door
+    already loaded in this transaction: no statement of its own."""
+    if customer.status == CustomerStatus.BLOCKED:
+        raise CustomerBlocked(customer_id=str(customer.pk))
 
 
 # --- Input checks ---------------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from loyalty.services.inputs import (
     _check_points,
     _check_reference,
     _normalize_items,
+    _refuse_blocked,
 )
 from loyalty.services.ledger import (
     _account_statement,
@@ -103,6 +104,7 @@ def points_earn(
     }
 
     def work(operation: IdempotencyRecord) -> dict[str, Any]:
+        _refuse_blocked(customer)  # inside the claim: a replay still returns the first result
         ctx = _lock(customer, actor=actor, source=source, operation=operation)
         ctx.currency = tenant_currency
         program = ctx.program
@@ -235,6 +237,7 @@ def points_redeem(
     amount = parse_amount(purchase_amount, field="purchase_amount") if purchase_amount is not None else None
     tenant_currency = str(tenant_cached(customer.tenant_id).currency)  # the process copy: no statement
     if dry_run:
+        _refuse_blocked(customer)
         program = program_get(customer.tenant_id)
         account = LoyaltyAccount.objects.filter(customer_id=customer.pk).first()
         now = clock.now()
@@ -263,6 +266,7 @@ def points_redeem(
     }
 
     def work(operation: IdempotencyRecord) -> dict[str, Any]:
+        _refuse_blocked(customer)
         ctx = _lock(customer, actor=actor, source=source, operation=operation)
         ctx.currency = tenant_currency
         _check_redemption(ctx.program, points, ctx.account.available - ctx.account.held_points, amount)

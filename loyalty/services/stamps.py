@@ -35,7 +35,7 @@ from loyalty.models import (
 from loyalty.selectors import (
     stamp_rule_get,
 )
-from loyalty.services.inputs import MAX_STAMPS, _check_key, _check_reference
+from loyalty.services.inputs import MAX_STAMPS, _check_key, _check_reference, _refuse_blocked
 from loyalty.services.ledger import _Ctx, _run_idempotent
 from loyalty.services.results import StampResult
 
@@ -248,6 +248,7 @@ def stamps_add(
         raise StampRuleNotFound(rule_id=str(rule_id))
 
     def work(operation: IdempotencyRecord) -> dict[str, Any]:
+        _refuse_blocked(customer)
         card = _lock_card(customer, rule)
         rewards = _add_stamps(
             card,
@@ -282,6 +283,7 @@ def stamp_reward_redeem(
 ) -> StampReward:
     """Use a reward; a reward is redeemable once (a second attempt is `reward_already_redeemed`)."""
     reference = _check_reference(reference)
+    _refuse_blocked(customer)
     try:
         reward = StampReward.objects.get(pk=UUID(str(reward_id)), customer_id=customer.pk)
     except (StampReward.DoesNotExist, ValueError, TypeError) as exc:

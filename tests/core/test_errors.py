@@ -55,6 +55,16 @@ def test_contract_categories():
     assert ERROR_MAP[errors.IdempotencyKeyReused].grpc_status == grpc.StatusCode.ALREADY_EXISTS
 
 
+def test_a_blocked_customer_is_a_business_refusal_at_every_door():
+    from customers.errors import CustomerBlocked
+
+    assert CustomerBlocked.code == "customer_blocked"
+    assert (mapping_for(CustomerBlocked).http_status, mapping_for(CustomerBlocked).grpc_status) == (
+        409,
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+
+
 @pytest.mark.django_db
 def test_drf_validation_errors_come_out_in_the_same_shape(api_a):
     response = api_a.post("/api/v1/customers/", {"type": "alien"}, format="json")

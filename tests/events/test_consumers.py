@@ -86,6 +86,23 @@ def test_order_completed_records_the_purchase_metrics_and_points(worker, broker,
     assert points_balance(tenant, customer) == 12500
 
 
+def test_a_blocked_customers_order_is_recorded_but_earns_nothing(worker, broker, tenant, customer):
+    from customers.services import customer_update
+
+    with tenant_context(tenant):
+        customer = customer_update(customer=customer, data={"status": "blocked"}, actor="t")
+    event = order_completed(tenant, customer.id, total="2000.00")
+    broker.publish("order_events", "order.completed", event)
+
+    record = applied(tenant, event)
+    assert (
+        record.outcome == "applied; points_skipped:customer_blocked"
+    )  # not dead-lettered: the sale is a fact
+    assert len(purchases(tenant, source_id=event["data"]["order_id"])) == 1
+    assert metrics_of(tenant, customer).order_count == 1
+    assert points_balance(tenant, customer) == 0
+
+
 def test_pos_sales_identified_and_anonymous(worker, broker, tenant, customer):
     identified = pos_completed(tenant, customer.id, total="3000.00")
     anonymous = pos_completed(tenant, "", total="4500.00")

@@ -53,6 +53,26 @@ def test_earn_explicit_bonus_points_and_line_items(grpc_a, customer_a):
     assert with_items.points == 3000
 
 
+def test_a_blocked_customer_neither_earns_nor_redeems(grpc_a, tenant_a, customer_a):
+    """A replay of an earn made before the block still answers the first result; anything new is refused."""
+    from core.tenancy import tenant_context
+    from customers.services import customer_update
+
+    before = grpc_a.AddLoyaltyPoints(earn(customer_a, "pos-b1", purchase_amount="1000"))
+    with tenant_context(tenant_a):
+        customer_update(customer=customer_a, data={"status": "blocked"}, actor="t")
+    for name, request in (
+        ("AddLoyaltyPoints", earn(customer_a, "pos-b2", purchase_amount="500")),
+        ("AddLoyaltyPoints", earn(customer_a, "bonus-b", points=10)),
+        ("RedeemLoyaltyPoints", redeem(customer_a, "r-b1", 100)),
+        ("RedeemLoyaltyPoints", redeem(customer_a, "", 100, dry_run=True)),
+    ):
+        failure = grpc_a.fails(name, request)
+        assert (failure.code, failure.error_code) == (grpc.StatusCode.FAILED_PRECONDITION, "customer_blocked")
+    assert grpc_a.AddLoyaltyPoints(earn(customer_a, "pos-b1", purchase_amount="1000")) == before
+    assert grpc_a.GetCustomer(by_id(customer_a)).loyalty.points_balance == 1000
+
+
 def test_get_customer_follows_the_points(grpc_a, customer_a):
     assert grpc_a.GetCustomer(by_id(customer_a)).loyalty.points_balance == 0  # now cached
     grpc_a.AddLoyaltyPoints(earn(customer_a, "pos-4", purchase_amount="1200"))

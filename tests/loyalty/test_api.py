@@ -78,6 +78,22 @@ def test_a_replayed_request_returns_the_first_result(api_a, customer_a):
     assert reused.json()["code"] == "idempotency_key_reused"
 
 
+def test_a_blocked_customer_cannot_earn_or_redeem(api_a, customer_a, in_tenant):
+    from customers.services import customer_update
+
+    assert post(api_a, f"{base(customer_a)}/earn", {"purchase_amount": "500"}, "before").status_code == 201
+    with in_tenant(customer_a.tenant_id):
+        customer_update(customer=customer_a, data={"status": "blocked"}, actor="t")
+    for suffix, data, key in (
+        ("earn", {"purchase_amount": "500"}, "after"),
+        ("redeem", {"points": 100}, "r1"),
+        ("redeem/quote", {"points": 100}, None),
+    ):
+        response = post(api_a, f"{base(customer_a)}/{suffix}", data, key)
+        assert (response.status_code, response.json()["code"]) == (409, "customer_blocked"), suffix
+    assert api_a.get(f"{base(customer_a)}/").json()["points_balance"] == 500
+
+
 def test_writes_need_an_idempotency_key(api_a, customer_a):
     response = post(api_a, f"{base(customer_a)}/earn", {"purchase_amount": "100.00"})
     assert (response.status_code, response.json()["code"]) == (400, "missing_idempotency_key")
