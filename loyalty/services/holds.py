@@ -33,7 +33,14 @@ from loyalty.calculations import discount_for
 from loyalty.errors import PointsHoldExpired, PointsHoldNotActive, PointsHoldNotFound
 from loyalty.models import HoldStatus, LoyaltyAccount, OperationKind, PointsHold
 from loyalty.selectors import hold_get
-from loyalty.services.inputs import _check_key, _check_points, _check_reference, hold_longest, hold_ttl
+from loyalty.services.inputs import (
+    _check_key,
+    _check_points,
+    _check_reference,
+    _refuse_blocked,
+    hold_longest,
+    hold_ttl,
+)
 from loyalty.services.ledger import _atomic, _Ctx, _earlier, _run_idempotent
 from loyalty.services.maturing import _expire_holds_due, _lock, _mature
 from loyalty.services.points import _check_redemption, points_redeem
@@ -104,6 +111,7 @@ def points_hold_place(
     }
 
     def work(operation: IdempotencyRecord) -> dict[str, Any]:
+        _refuse_blocked(customer)  # a hold is a redemption to come: refused as the redemption would be
         ctx = _lock(customer, actor=actor, source=source, operation=operation)
         account = ctx.account
         _check_redemption(ctx.program, points, account.available - account.held_points, amount)

@@ -255,3 +255,22 @@ def test_a_return_that_takes_back_held_points_makes_the_commit_refused(customer_
         call(points_hold_commit, customer_a, hold_id=placed.hold_id)
     assert account(customer_a).held_points == 900  # the refused commit changed nothing: release it
     assert call(points_hold_release, customer_a, hold_id=placed.hold_id).available_points == 500
+
+
+def test_a_blocked_customer_cannot_hold_points_and_a_hold_placed_before_does_not_commit(
+    funded, hold, call, account, in_tenant
+):
+    from customers.errors import CustomerBlocked
+    from customers.services import customer_update
+
+    placed = hold(funded, 200)
+    with in_tenant(funded.tenant_id):
+        customer_update(customer=funded, data={"status": "blocked"}, actor="t")
+        funded.refresh_from_db()
+    with pytest.raises(CustomerBlocked):
+        hold(funded, 100)
+    with pytest.raises(CustomerBlocked):
+        call(points_hold_commit, funded, hold_id=placed.hold_id)
+    assert account(funded).held_points == 200
+    call(points_hold_release, funded, hold_id=placed.hold_id)
+    assert account(funded).held_points == 0
